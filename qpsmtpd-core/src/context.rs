@@ -1,0 +1,276 @@
+//! What a plugin sees while one of its hooks runs: the connection, the transaction,
+//! configuration, logging, its own per-session state, and the few requests it may make of
+//! the wire. Plugins never hold the socket.
+
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::core_config::CoreConfig;
+use crate::hook::{Hook, Verdict};
+use crate::log::{Level, LogRecord};
+use crate::protocol::Address;
+use crate::server::Server;
+use crate::session::State;
+use crate::transaction::Transaction;
+use std::any::{Any, TypeId};
+use std::fmt::Display;
+use std::net::IpAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+/// A plugin's view of the session during one hook call.
+pub struct Context<'a> {
+    pub(crate) st: &'a mut State,
+    pub(crate) server: &'a Server,
+    /// Index of the running plugin in the chain; `None` while the core itself logs.
+    pub(crate) plugin: Option<usize>,
+    pub(crate) hook: Hook,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(
+        st: &'a mut State,
+        server: &'a Server,
+        plugin: Option<usize>,
+        hook: Hook,
+    ) -> Self {
+        Context {
+            st,
+            server,
+            plugin,
+            hook,
+        }
+    }
+
+    /// The hook being run.
+    pub fn hook(&self) -> Hook {
+        self.hook
+    }
+
+    /// The running plugin's name as shown in logs (`queue::maildir`).
+    pub fn plugin_name(&self) -> &str {
+        self.plugin
+            .map(|i| self.server.chain.entry(i).name.as_str())
+            .unwrap_or("core")
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.st.conn
+    }
+
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.st.conn
+    }
+
+    pub fn transaction(&self) -> &Transaction {
+        &self.st.txn
+    }
+
+    pub fn transaction_mut(&mut self) -> &mut Transaction {
+        &mut self.st.txn
+    }
+
+    /// The core settings (`me`, `databytes`, ...).
+    pub fn core(&self) -> &CoreConfig {
+        &self.server.core
+    }
+
+    /// The control files, read directly.
+    pub fn config(&self) -> &Config {
+        &self.server.config
+    }
+
+    /// The lines of a control file, asking `config` hooks first. Errors are logged and
+    /// read as an empty file.
+    pub fn config_lines(&self, name: &str) -> Vec<String> {
+        match self.server.config_lines(name) {
+            Ok(lines) => lines,
+            Err(e) => {
+                self.log(Level::Error, format!("error: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// A per-recipient setting: the `user_config` hooks are asked first, then the
+    /// server-wide control file.
+    pub fn user_config(&mut self, rcpt: &Address, name: &str) -> Vec<String> {
+        let server = self.server;
+        for &i in server.chain.hooked(Hook::UserConfig) {
+            let plugin = &server.chain.entry(i).plugin;
+            let mut cx = Context::new(self.st, server, Some(i), Hook::UserConfig);
+            if let Ok(Some(values)) =
+                catch_unwind(AssertUnwindSafe(|| plugin.user_config(&mut cx, rcpt, name)))
+            {
+                return values;
+            }
+        }
+        self.config_lines(name)
+    }
+
+    /// Logs a message under the running plugin's name, adjusted by its `loglevel`.
+    pub fn log(&self, level: Level, message: impl Display) {
+        let (plugin, level) = match self.plugin {
+            Some(i) => {
+                let e = self.server.chain.entry(i);
+                (Some(e.name.as_str()), e.log_adjust.apply(level))
+            }
+            None => (None, level),
+        };
+        if !self.server.logs_at(level) {
+            return;
+        }
+        let message = message.to_string();
+        self.server.log(&LogRecord {
+            level,
+            hook: Some(self.hook),
+            plugin,
+            message: &message,
+        });
+    }
+
+    /// The summary line of a check that passed: `pass: <msg>` at INFO.
+    pub fn pass(&self, message: impl Display) {
+        self.log(Level::Info, format!("pass: {message}"));
+    }
+
+    /// The summary line of a check that failed: `fail: <msg>` at INFO.
+    pub fn fail(&self, message: impl Display) {
+        self.log(Level::Info, format!("fail: {message}"));
+    }
+
+    /// The summary line of a check that did not apply: `skip: <msg>` at INFO.
+    pub fn skip(&self, message: impl Display) {
+        self.log(Level::Info, format!("skip: {message}"));
+    }
+
+    /// The summary line of a check that could not be done: `error: <msg>` at ERROR.
+    pub fn error(&self, message: impl Display) {
+        self.log(Level::Error, format!("error: {message}"));
+    }
+
+    /// This plugin's private state for this session, created with `Default` on first use.
+    pub fn state<T: Default + Send + 'static>(&mut self) -> &mut T {
+        let key = (self.plugin.unwrap_or(usize::MAX), TypeId::of::<T>());
+        let slot = self
+            .st
+            .plugin_state
+            .entry(key)
+            .or_insert_with(|| Box::new(T::default()) as Box<dyn Any + Send>);
+        match slot.downcast_mut::<T>() {
+            Some(t) => t,
+            None => unreachable!("plugin state is keyed by its type"),
+        }
+    }
+
+    /// Adds a keyword to the EHLO reply being built (call it from the `ehlo` hook).
+    pub fn advertise(&mut self, keyword: &str) {
+        let keyword = crate::header::clean_header_text(keyword);
+        if !self.st.capabilities.contains(&keyword) {
+            self.st.capabilities.push(keyword);
+        }
+    }
+
+    /// Waits up to `timeout` for the client to send something; true if it has (already
+    /// buffered input counts). This is how earlytalker looks for clients that talk first.
+    pub fn wait_readable(&mut self, timeout: Duration) -> bool {
+        self.st.io.wait_readable(timeout)
+    }
+
+    /// Relay clients, authenticated users and whitelisted hosts or senders are immune to
+    /// content rejections.
+    pub fn is_immune(&self) -> bool {
+        let c = &self.st.conn;
+        c.relay_client
+            || c.auth.is_some()
+            || c.notes.is_true("whitelisthost")
+            || self.st.txn.notes.is_true("whitelistsender")
+    }
+}
+
+/// What the `pre-connection` hook sees: the forkserver has accepted a connection and not
+/// forked yet.
+pub struct PreConnection<'a> {
+    pub remote_ip: IpAddr,
+    pub remote_port: u16,
+    pub local_ip: Option<IpAddr>,
+    pub local_port: u16,
+    /// `--max-from-ip`; 0 means no limit.
+    pub max_conn_ip: usize,
+    /// The peers of the connections being served right now (one entry per child).
+    pub child_addrs: &'a [IpAddr],
+    pub(crate) server: &'a Server,
+    pub(crate) plugin: usize,
+}
+
+impl PreConnection<'_> {
+    /// Logs under the running plugin's name.
+    pub fn log(&self, level: Level, message: impl Display) {
+        let e = self.server.chain.entry(self.plugin);
+        let level = e.log_adjust.apply(level);
+        if self.server.logs_at(level) {
+            let message = message.to_string();
+            self.server.log(&LogRecord {
+                level,
+                hook: Some(Hook::PreConnection),
+                plugin: Some(&e.name),
+                message: &message,
+            });
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.server.config
+    }
+
+    /// How many current connections come from `remote_ip`, this one included.
+    pub fn connections_from_remote(&self) -> usize {
+        1 + self
+            .child_addrs
+            .iter()
+            .filter(|&&ip| ip == self.remote_ip)
+            .count()
+    }
+}
+
+/// The facts of a connection waiting for the `pre-connection` hook.
+#[derive(Clone, Debug)]
+pub struct PreConnectionFacts {
+    pub remote_ip: IpAddr,
+    pub remote_port: u16,
+    pub local_ip: Option<IpAddr>,
+    pub local_port: u16,
+    pub max_conn_ip: usize,
+}
+
+/// Runs the `pre-connection` hooks. Returns the reply to send before closing, or `None`
+/// when the connection may go ahead.
+pub fn run_pre_connection(
+    server: &Server,
+    facts: &PreConnectionFacts,
+    child_addrs: &[IpAddr],
+) -> Option<crate::protocol::Reply> {
+    for &i in server.chain.hooked(Hook::PreConnection) {
+        let pc = PreConnection {
+            remote_ip: facts.remote_ip,
+            remote_port: facts.remote_port,
+            local_ip: facts.local_ip,
+            local_port: facts.local_port,
+            max_conn_ip: facts.max_conn_ip,
+            child_addrs,
+            server,
+            plugin: i,
+        };
+        let plugin = &server.chain.entry(i).plugin;
+        let verdict =
+            catch_unwind(AssertUnwindSafe(|| plugin.pre_connection(&pc))).unwrap_or_else(|_| {
+                pc.log(Level::Crit, "FATAL PLUGIN ERROR: panic in pre-connection");
+                plugin.on_failure(Hook::PreConnection)
+            });
+        match crate::respond::respond(&crate::respond::PRE_CONNECTION, &verdict, &[]) {
+            crate::respond::Response::Proceed(_) if verdict == Verdict::Declined => continue,
+            crate::respond::Response::Proceed(_) => return None,
+            crate::respond::Response::Reply(reply, _) => return Some(reply),
+        }
+    }
+    None
+}

@@ -1,0 +1,92 @@
+//! The server: configuration and plugin chain, built once and shared read-only by every
+//! session of the process (forked children, or threads in the nginx module).
+
+use crate::chain::Chain;
+use crate::config::{Config, ConfigError};
+use crate::core_config::CoreConfig;
+use crate::hook::{Hook, Verdict};
+use crate::log::{Level, LogRecord, write_stderr_line};
+use crate::plugin::PluginSpec;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// The version shown in the banner, the Received header and `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug)]
+pub struct Server {
+    pub config: Config,
+    pub core: CoreConfig,
+    pub chain: Chain,
+}
+
+impl Server {
+    /// Reads the core files and loads the plugins. `hostname` is the default for `me`;
+    /// `env` reads the process environment for plugins that use it.
+    pub fn load(
+        config: Config,
+        catalogue: &[PluginSpec],
+        hostname: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Server, ConfigError> {
+        let core = CoreConfig::load(&config, hostname)?;
+        core.prepare_spool_dir()?;
+        let chain = Chain::load(&config, &core, catalogue, env)?;
+        Ok(Server {
+            config,
+            core,
+            chain,
+        })
+    }
+
+    /// Logs one record: through the logging plugins when any is loaded, else to stderr if
+    /// the level passes `config/loglevel`.
+    pub fn log(&self, record: &LogRecord<'_>) {
+        let loggers = self.chain.hooked(Hook::Logging);
+        if loggers.is_empty() {
+            if record.level <= self.core.loglevel {
+                write_stderr_line(&record.format_line(std::process::id()));
+            }
+            return;
+        }
+        for &i in loggers {
+            let plugin = &self.chain.entry(i).plugin;
+            // A logger that panics must not take the session down with it.
+            match catch_unwind(AssertUnwindSafe(|| plugin.logging(record))) {
+                Ok(Verdict::Declined) => continue,
+                Ok(_) => break,
+                Err(_) => write_stderr_line(&record.format_line(std::process::id())),
+            }
+        }
+    }
+
+    /// Logs a message of the core (no plugin).
+    pub fn log_core(&self, level: Level, hook: Option<Hook>, message: &str) {
+        self.log(&LogRecord {
+            level,
+            hook,
+            plugin: None,
+            message,
+        });
+    }
+
+    /// Would a record at `level` from the core be written anywhere? Saves formatting work.
+    pub fn logs_at(&self, level: Level) -> bool {
+        self.chain.has_hook(Hook::Logging) || level <= self.core.loglevel
+    }
+
+    /// The lines of a control file, asking the `config` hooks first.
+    pub fn config_lines(&self, name: &str) -> Result<Vec<String>, ConfigError> {
+        for &i in self.chain.hooked(Hook::Config) {
+            let plugin = &self.chain.entry(i).plugin;
+            if let Ok(Some(values)) = catch_unwind(AssertUnwindSafe(|| plugin.config(name))) {
+                return Ok(values);
+            }
+        }
+        Ok(self
+            .config
+            .lines(name)?
+            .into_iter()
+            .map(|l| l.text)
+            .collect())
+    }
+}

@@ -1,0 +1,167 @@
+//! After the message has arrived: trace headers, `data_post`, and the queue hooks. A 250
+//! goes out only when a queue plugin says the message is durably handed over.
+
+use super::{Flow, Session};
+use crate::header::clean_header_text;
+use crate::hook::{Hook, Verdict};
+use crate::log::Level;
+use crate::protocol::Reply;
+use crate::respond::{self, Response, Then};
+use crate::server::VERSION;
+
+impl Session {
+    pub(super) fn deliver(&mut self) -> Flow {
+        self.run_hook(Hook::DataPostHeaders, |p, cx| p.data_post_headers(cx));
+        self.add_trace_headers();
+
+        let verdict = self.run_hook(Hook::DataPost, |p, cx| p.data_post(cx));
+        if let Response::Reply(reply, then) = respond::respond(&respond::DATA_POST, &verdict, &[]) {
+            return self.answer(reply, then);
+        }
+        let verdict = self.run_hook(Hook::QueuePre, |p, cx| p.queue_pre(cx));
+        if let Response::Reply(reply, then) = respond::respond(&respond::QUEUE_PRE, &verdict, &[]) {
+            return self.answer(reply, then);
+        }
+        let verdict = self.run_hook(Hook::Queue, |p, cx| p.queue(cx));
+        let (reply, then) = match respond::respond(&respond::QUEUE, &verdict, &[]) {
+            Response::Reply(reply, then) => (reply, then),
+            // Every queue row is a reply; this cannot happen, and must never become a 250.
+            Response::Proceed(_) => (
+                Reply::new(
+                    451,
+                    "4.3.0",
+                    "Queuing declined or disabled; try again later",
+                ),
+                Then::Reset,
+            ),
+        };
+        let (sender, rcpts) = self.envelope_for_log();
+        let outcome = if reply.is_positive() {
+            "queued"
+        } else {
+            "not queued"
+        };
+        self.log(
+            Level::Info,
+            &format!("{outcome}: from {sender} to {rcpts}: {reply}"),
+        );
+        self.send(&reply);
+        // The client hears the outcome before queue_post runs (it may be slow).
+        self.flush();
+        let verdict = self.run_hook(Hook::QueuePost, |p, cx| p.queue_post(cx));
+        if !matches!(verdict, Verdict::Declined | Verdict::Ok(_)) {
+            self.log(Level::Error, &format!("queue_post: {verdict}"));
+        }
+        match then {
+            Then::Disconnect => {
+                self.end();
+                Flow::Close
+            }
+            _ => {
+                self.reset_transaction();
+                Flow::Continue
+            }
+        }
+    }
+
+    fn envelope_for_log(&self) -> (String, String) {
+        let t = &self.st.txn;
+        let sender = t.sender.as_ref().map(|a| a.format()).unwrap_or_default();
+        let rcpts: Vec<String> = t.recipients.iter().map(|a| a.format()).collect();
+        (sender, rcpts.join(","))
+    }
+
+    /// Renames stale Authentication-Results, then prepends Received and our own
+    /// Authentication-Results, so the message reads: A-R, Received, original header.
+    fn add_trace_headers(&mut self) {
+        let auth_id = self.server.core.auth_results_id.clone();
+        if auth_id.is_some() && !dkim_signs_auth_results(&self.st.txn.header) {
+            self.st
+                .txn
+                .header
+                .rename("Authentication-Results", "Original-Authentication-Results");
+        }
+        let received = self.received_value();
+        self.st.txn.header.prepend("Received", &received);
+        if let Some(id) = auth_id {
+            let value = self.authentication_results(&id);
+            self.st.txn.header.prepend("Authentication-Results", &value);
+        }
+    }
+
+    /// The Received value, from a `received_line` plugin or in qpsmtpd's format:
+    /// `from <info> (HELO <helo>) (<ip>)\n\tby <me> (qpsmtpd/<version>) with <PROTO>; <date>`.
+    fn received_value(&mut self) -> String {
+        let conn = &self.st.conn;
+        let protocol = conn.protocol_name();
+        let auth = conn
+            .auth
+            .as_ref()
+            .map(|a| format!("(smtp-auth username {}, mechanism {})", a.user, a.mechanism))
+            .unwrap_or_default();
+        let tls = conn
+            .tls
+            .as_ref()
+            .map(|c| format!("({c} encrypted)"))
+            .unwrap_or_default();
+        let verdict = self.run_hook(Hook::ReceivedLine, |p, cx| {
+            p.received_line(cx, &protocol, &auth, &tls)
+        });
+        if let Verdict::Ok(Some(text)) = verdict {
+            return text;
+        }
+        let conn = &self.st.conn;
+        let helo = conn.hello_host.as_deref().unwrap_or("");
+        let date = chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z");
+        let tls = if tls.is_empty() {
+            tls
+        } else {
+            format!(" {tls}")
+        };
+        format!(
+            "from {} (HELO {}) ({})\n\tby {} (qpsmtpd/{VERSION}) with {protocol}{tls}; {date}",
+            clean_header_text(&conn.info.remote_info_display()),
+            clean_header_text(helo),
+            conn.info.remote_ip,
+            self.server.core.me,
+        )
+    }
+
+    /// `<authserv-id>; auth=none` or `auth=pass (<mech>) smtp.auth=<user>`, then what other
+    /// plugins stored in the `authentication_results` connection note (SPF, DKIM, ...).
+    fn authentication_results(&self, id: &str) -> String {
+        let conn = &self.st.conn;
+        let mut parts = vec![id.to_string()];
+        parts.push(match &conn.auth {
+            Some(a) => format!(
+                "auth=pass ({}) smtp.auth={}",
+                a.mechanism.to_ascii_lowercase(),
+                clean_header_text(&a.user)
+            ),
+            None => "auth=none".to_string(),
+        });
+        if let Some(v) = conn.notes.get("authentication_results") {
+            match v.as_list() {
+                Some(list) => parts.extend(
+                    list.iter()
+                        .filter_map(|v| v.as_str().map(clean_header_text)),
+                ),
+                None => parts.extend(v.as_str().map(clean_header_text)),
+            }
+        }
+        parts.join(";\n\t")
+    }
+}
+
+/// True if a DKIM signature covers Authentication-Results (renaming it would break it).
+fn dkim_signs_auth_results(header: &crate::header::Header) -> bool {
+    header.get_all("DKIM-Signature").iter().any(|sig| {
+        sig.split(';').any(|tag| {
+            let tag = tag.trim();
+            tag.strip_prefix("h=").is_some_and(|h| {
+                h.split(':')
+                    .any(|name| name.trim().eq_ignore_ascii_case("authentication-results"))
+            })
+        })
+    })
+}

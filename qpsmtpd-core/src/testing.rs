@@ -1,0 +1,226 @@
+//! A test harness: a configuration directory in a temp dir, a server built from it, and
+//! sessions over the in-memory transport. The `Test::Qpsmtpd` of this project: transcript
+//! tests in the core and unit tests of every plugin use it.
+//!
+//! ```
+//! use qpsmtpd_core::testing::Harness;
+//! let server = Harness::new().file("rcpthosts", "example.com").build().unwrap();
+//! let mut s = server.session();
+//! assert!(s.connect().starts_with("220 test.example ESMTP"));
+//! assert!(s.command("EHLO client.example").contains("250-PIPELINING"));
+//! ```
+
+use crate::chain::{Chain, Entry};
+use crate::config::{Config, ConfigDirs, ConfigError};
+use crate::connection::ConnectionInfo;
+use crate::core_config::CoreConfig;
+use crate::log::LogAdjust;
+use crate::plugin::{Plugin, PluginSpec};
+use crate::server::Server;
+use crate::session::{Flow, Session};
+use crate::transport::{MemoryHandle, MemoryTransport};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Builds a test server.
+pub struct Harness {
+    dir: tempfile::TempDir,
+    catalogue: Vec<PluginSpec>,
+    extra: Vec<Entry>,
+    env: BTreeMap<String, String>,
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Harness::new()
+    }
+}
+
+impl Harness {
+    /// A config directory with `me` = `test.example` and a private spool directory.
+    pub fn new() -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let h = Harness {
+            dir,
+            catalogue: Vec::new(),
+            extra: Vec::new(),
+            env: BTreeMap::new(),
+        };
+        let spool = h.dir.path().join("spool");
+        h.file("me", "test.example")
+            .file("spool_dir", &spool.to_string_lossy())
+    }
+
+    /// Writes a control file (parent directories are created).
+    pub fn file(self, name: &str, contents: &str) -> Harness {
+        let path = self.dir.path().join("config").join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, format!("{contents}\n")).expect("write config file");
+        self
+    }
+
+    /// Plugins that `config/plugins` may name.
+    pub fn catalogue(mut self, specs: &[PluginSpec]) -> Harness {
+        self.catalogue.extend_from_slice(specs);
+        self
+    }
+
+    /// Adds a plugin object after those loaded from `config/plugins`.
+    pub fn plugin(mut self, name: &str, plugin: impl Plugin + 'static) -> Harness {
+        self.extra.push(Entry {
+            name: name.to_string(),
+            plugin: Box::new(plugin),
+            log_adjust: LogAdjust::None,
+        });
+        self
+    }
+
+    /// A process environment variable as plugins will see it at setup.
+    pub fn env(mut self, name: &str, value: &str) -> Harness {
+        self.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// The directory holding `config/`, `spool/` and anything a test puts there.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn build(self) -> Result<TestServer, ConfigError> {
+        let config = Config::new(ConfigDirs::only(vec![self.dir.path().join("config")]));
+        let core = CoreConfig::load(&config, "localhost")?;
+        core.prepare_spool_dir()?;
+        let env = self.env.clone();
+        let lookup = move |k: &str| env.get(k).cloned();
+        let loaded = Chain::load(&config, &core, &self.catalogue, &lookup)?;
+        let mut entries = loaded.into_entries();
+        entries.extend(self.extra);
+        let chain = Chain::from_entries(entries);
+        Ok(TestServer {
+            server: Arc::new(Server {
+                config,
+                core,
+                chain,
+            }),
+            dir: self.dir,
+        })
+    }
+}
+
+/// A built test server.
+pub struct TestServer {
+    pub server: Arc<Server>,
+    dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A session from 127.0.0.1.
+    pub fn session(&self) -> TestSession {
+        self.session_from(ConnectionInfo::from_ip(IpAddr::from([127, 0, 0, 1])))
+    }
+
+    /// A session with the given connection facts.
+    pub fn session_from(&self, info: ConnectionInfo) -> TestSession {
+        let (transport, handle) = MemoryTransport::new();
+        TestSession {
+            session: Session::new(self.server.clone(), info, Box::new(transport)),
+            handle,
+            closed: false,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The spool directory (to check no file is left behind).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.server.core.spool_dir.clone()
+    }
+}
+
+/// A session driven one command at a time.
+pub struct TestSession {
+    pub session: Session,
+    pub handle: MemoryHandle,
+    closed: bool,
+}
+
+impl TestSession {
+    /// Runs the connect hooks; returns the banner (or rejection).
+    pub fn connect(&mut self) -> String {
+        if self.session.start() == Flow::Close {
+            self.closed = true;
+        }
+        self.handle.take_output()
+    }
+
+    /// Sends one command line (CRLF added) and returns the reply.
+    pub fn command(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes())
+    }
+
+    /// Sends raw bytes and runs the session until they are consumed; returns all output.
+    pub fn send(&mut self, bytes: &[u8]) -> String {
+        self.handle.push(bytes);
+        while !self.closed && self.handle.pending_input() > 0 {
+            if self.session.step() == Flow::Close {
+                self.closed = true;
+            }
+        }
+        // Input the session has buffered but not yet handled (pipelining).
+        while !self.closed && !self.session_input_empty() {
+            if self.session.step() == Flow::Close {
+                self.closed = true;
+            }
+        }
+        let _ = self.session.flush_for_tests();
+        self.handle.take_output()
+    }
+
+    /// Sends a whole message after DATA: `body` is sent as given, then `\r\n.\r\n`.
+    pub fn data(&mut self, body: &str) -> String {
+        let reply = self.command("DATA");
+        if !reply.starts_with("354") {
+            return reply;
+        }
+        self.send(format!("{body}\r\n.\r\n").as_bytes())
+    }
+
+    /// Runs EHLO, MAIL, RCPT (each must succeed) and DATA with `body`; returns the reply to
+    /// the message.
+    pub fn mail(&mut self, from: &str, to: &[&str], body: &str) -> String {
+        for (cmd, reply) in std::iter::once(format!("MAIL FROM:<{from}>"))
+            .chain(to.iter().map(|t| format!("RCPT TO:<{t}>")))
+            .map(|c| {
+                let r = self.command(&c);
+                (c, r)
+            })
+            .collect::<Vec<_>>()
+        {
+            assert!(reply.starts_with("250"), "{cmd} got {reply}");
+        }
+        self.data(body)
+    }
+
+    /// Closes the client side: the session sees EOF and ends.
+    pub fn hang_up(&mut self) -> String {
+        self.handle.close();
+        while !self.closed {
+            if self.session.step() == Flow::Close {
+                self.closed = true;
+            }
+        }
+        self.handle.take_output()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    fn session_input_empty(&self) -> bool {
+        self.session.buffered_input_len() == 0
+    }
+}

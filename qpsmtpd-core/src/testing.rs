@@ -180,16 +180,19 @@ impl TestSession {
         self.handle.take_output()
     }
 
-    /// Sends a whole message after DATA: `body` is sent as given, then `\r\n.\r\n`.
+    /// Sends `DATA`, then `body` as given and `\r\n.\r\n`, all at once (the memory
+    /// transport reads EOF when it runs dry, so the message must arrive with the command).
+    /// Returns the reply to the message; if DATA itself was refused, returns that refusal
+    /// (and the body was taken as commands, as a real server would).
     pub fn data(&mut self, body: &str) -> String {
-        let reply = self.command("DATA");
-        if !reply.starts_with("354") {
-            return reply;
+        let out = self.send(format!("DATA\r\n{body}\r\n.\r\n").as_bytes());
+        match out.strip_prefix("354 go ahead\r\n") {
+            Some(rest) => rest.to_string(),
+            None => out,
         }
-        self.send(format!("{body}\r\n.\r\n").as_bytes())
     }
 
-    /// Runs EHLO, MAIL, RCPT (each must succeed) and DATA with `body`; returns the reply to
+    /// Runs MAIL, RCPT (each must succeed) and DATA with `body`; returns the reply to
     /// the message.
     pub fn mail(&mut self, from: &str, to: &[&str], body: &str) -> String {
         for (cmd, reply) in std::iter::once(format!("MAIL FROM:<{from}>"))

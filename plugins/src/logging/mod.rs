@@ -1,0 +1,3 @@
+//! Logging plugins (hook `logging`), loaded from `config/logging` before all others.
+
+pub mod warn;

@@ -1,0 +1,53 @@
+//! Command-line options.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "qpsmtpd",
+    version,
+    about = "qpsmtpd-rs: an extensible SMTP server with qpsmtpd's plugins and config files",
+    long_about = "Without --listen, serves one SMTP session on stdin/stdout (tcpserver, xinetd, \
+inetd, systemd Accept=yes). With --listen, binds the given addresses and starts one child per \
+connection (the forkserver).\n\nControl files are looked up in --config-dir, $QPSMTPD_CONFIG, \
+/etc/qpsmtpd and $QMAIL/control, in that order, file by file."
+)]
+pub struct Args {
+    /// Directory searched first for control files (plugins, me, rcpthosts, ...).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// Listen on ADDR:PORT (repeatable; IPv6 as [::1]:25) and fork a child per connection.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+
+    /// Most connections served at once; more get 421.
+    #[arg(long, value_name = "N", default_value_t = 15)]
+    pub max_connections: usize,
+
+    /// Most connections from one IP address at once (enforced by the hosts_allow plugin); 0 = no limit.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub max_from_ip: usize,
+
+    /// Run as this user after binding (also sets its groups).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Run with this primary group (default: the user's).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Write the server's PID here; refuse to start if the PID recorded there is running.
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Go to the background after binding.
+    #[arg(long)]
+    pub detach: bool,
+
+    /// Seconds to let sessions finish after SIGTERM before they are killed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+}

@@ -73,8 +73,7 @@ impl Forkserver {
             std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
         let mut listeners = Vec::new();
         for addr in &args.listen {
-            let l = TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let l = bind_listener(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             listeners.push(l);
         }
         // Written while still root (it usually lives in /run); removed at exit if we can.
@@ -328,6 +327,34 @@ impl Forkserver {
         }
         self.log(Level::Notice, "stopped");
     }
+}
+
+/// A non-blocking listener on `addr`. IPv6 listeners are IPv6-only, so `0.0.0.0:25` and
+/// `[::]:25` can be given together.
+fn bind_listener(addr: &SocketAddr) -> nix::Result<TcpListener> {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt,
+        socket, sockopt,
+    };
+    use std::os::fd::AsRawFd;
+    let family = if addr.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if addr.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(*addr))?;
+    listen(&fd, Backlog::new(128)?)?;
+    Ok(TcpListener::from(fd))
 }
 
 /// Answers a connection we will not serve, without waiting long for a slow client.

@@ -140,6 +140,7 @@ fn load_line(
         name,
         args: &args,
         origin: &line.origin,
+        loglevel: log_adjust,
         config,
         core,
         env,

@@ -20,6 +20,7 @@ pub mod core_config;
 pub mod header;
 pub mod hook;
 pub mod log;
+pub mod net;
 pub mod notes;
 pub mod plugin;
 pub mod protocol;

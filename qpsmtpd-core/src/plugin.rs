@@ -10,7 +10,7 @@ use crate::config::{Config, ConfigError, Origin};
 use crate::context::{Context, PreConnection};
 use crate::core_config::CoreConfig;
 use crate::hook::{Hook, Verdict};
-use crate::log::LogRecord;
+use crate::log::{LogAdjust, LogRecord};
 use crate::protocol::{Address, Params, PathArgs};
 
 /// A hook a plugin acts on, with its priority: lower runs earlier; plugins of equal
@@ -212,6 +212,9 @@ pub struct Setup<'a> {
     pub args: &'a [String],
     /// The `config/plugins` line.
     pub origin: &'a Origin,
+    /// The `loglevel` argument (already applied by the core to the plugin's own messages;
+    /// a logging plugin may also take it as its threshold).
+    pub loglevel: LogAdjust,
     pub config: &'a Config,
     pub core: &'a CoreConfig,
     /// Reads the process environment (`QMAILQUEUE`, `QMAIL`); tests pass a fixed map.

@@ -74,6 +74,17 @@ impl Server {
         self.chain.has_hook(Hook::Logging) || level <= self.core.loglevel
     }
 
+    /// Runs the `post-fork` hooks: in a forkserver child, before its session starts.
+    pub fn run_post_fork(&self) {
+        for &i in self.chain.hooked(Hook::PostFork) {
+            let entry = self.chain.entry(i);
+            if catch_unwind(AssertUnwindSafe(|| entry.plugin.post_fork())).is_err() {
+                let message = format!("FATAL PLUGIN ERROR [{}]: panic in post-fork", entry.name);
+                self.log_core(Level::Crit, Some(Hook::PostFork), &message);
+            }
+        }
+    }
+
     /// The lines of a control file, asking the `config` hooks first.
     pub fn config_lines(&self, name: &str) -> Result<Vec<String>, ConfigError> {
         for &i in self.chain.hooked(Hook::Config) {

@@ -61,6 +61,19 @@ impl Harness {
         self
     }
 
+    /// Writes the constant database `config/<name>.cdb` with these keys (empty values).
+    pub fn cdb(self, name: &str, keys: &[&str]) -> Harness {
+        let path = self.dir.path().join("config").join(format!("{name}.cdb"));
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let mut w =
+            cdb::CDBWriter::create(path.to_string_lossy().into_owned()).expect("create cdb");
+        for key in keys {
+            w.add(key.as_bytes(), b"").expect("add cdb key");
+        }
+        w.finish().expect("write cdb");
+        self
+    }
+
     /// Plugins that `config/plugins` may name.
     pub fn catalogue(mut self, specs: &[PluginSpec]) -> Harness {
         self.catalogue.extend_from_slice(specs);
@@ -110,6 +123,7 @@ impl Harness {
 }
 
 /// A built test server.
+#[derive(Debug)]
 pub struct TestServer {
     pub server: Arc<Server>,
     dir: tempfile::TempDir,

@@ -38,6 +38,10 @@ pub fn serve(args: &Args) -> ExitCode {
         }
     };
     let info = connection_info();
+    if info.pre_connection_done {
+        // We are a forkserver child.
+        server.run_post_fork();
+    }
     let transport = FdTransport::new(std::io::stdin(), std::io::stdout());
     let transport = match shutdown_signals() {
         Some(fd) => transport.with_shutdown(Box::new(fd)),

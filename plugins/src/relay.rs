@@ -381,25 +381,9 @@ pub(crate) mod tests {
         assert_eq!(relay_attempt(&mut s), RELAYED);
     }
 
-    /// Keeps the messages the `relay` plugin logs.
-    #[derive(Clone, Default)]
-    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-    impl Plugin for Capture {
-        fn hooks(&self) -> Vec<Registration> {
-            vec![Hook::Logging.into()]
-        }
-        fn logging(&self, record: &qpsmtpd_core::LogRecord<'_>) -> Verdict {
-            if record.plugin == Some("relay") {
-                let line = format!("{} {}", record.level, record.message);
-                self.0.lock().unwrap().push(line);
-            }
-            Verdict::Declined
-        }
-    }
-
     #[test]
     fn logs_one_summary_line_per_decision() {
-        let log = Capture::default();
+        let log = qpsmtpd_core::testing::LogCapture::default();
         let server = Harness::new()
             .catalogue(crate::CATALOGUE)
             .file("plugins", "relay only 1")
@@ -412,7 +396,7 @@ pub(crate) mod tests {
             relay_attempt(&mut server.session_from(from(ip, &[])));
         }
         assert_eq!(
-            *log.0.lock().unwrap(),
+            log.of_plugin("relay"),
             [
                 "INFO pass: 192.0.2.1 matches 192.0.2. in relayclients",
                 "INFO pass: relay only: 192.0.2.1 may relay",

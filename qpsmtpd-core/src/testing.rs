@@ -14,15 +14,16 @@ use crate::chain::{Chain, Entry};
 use crate::config::{Config, ConfigDirs, ConfigError};
 use crate::connection::ConnectionInfo;
 use crate::core_config::CoreConfig;
-use crate::log::LogAdjust;
-use crate::plugin::{Plugin, PluginSpec};
+use crate::hook::{Hook, Verdict};
+use crate::log::{LogAdjust, LogRecord};
+use crate::plugin::{Plugin, PluginSpec, Registration};
 use crate::server::Server;
 use crate::session::{Flow, Session};
 use crate::transport::{MemoryHandle, MemoryTransport};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Builds a test server.
 pub struct Harness {
@@ -239,5 +240,63 @@ impl TestSession {
 
     fn session_input_empty(&self) -> bool {
         self.session.buffered_input_len() == 0
+    }
+}
+
+/// A logging plugin that keeps every record, for tests that check what was logged. Add it
+/// with `Harness::plugin("logs", logs.clone())` and read it afterwards.
+#[derive(Clone, Debug, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<CapturedLog>>>);
+
+/// One captured record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapturedLog {
+    pub level: crate::log::Level,
+    pub hook: Option<Hook>,
+    pub plugin: Option<String>,
+    pub message: String,
+}
+
+impl LogCapture {
+    /// Every record so far.
+    pub fn records(&self) -> Vec<CapturedLog> {
+        self.0.lock().expect("log capture").clone()
+    }
+
+    /// The first message containing `needle`.
+    pub fn find(&self, needle: &str) -> Option<String> {
+        self.records()
+            .into_iter()
+            .map(|r| r.message)
+            .find(|m| m.contains(needle))
+    }
+
+    pub fn contains(&self, needle: &str) -> bool {
+        self.find(needle).is_some()
+    }
+
+    /// The messages one plugin logged, as `LEVEL message`.
+    pub fn of_plugin(&self, plugin: &str) -> Vec<String> {
+        self.records()
+            .into_iter()
+            .filter(|r| r.plugin.as_deref() == Some(plugin))
+            .map(|r| format!("{} {}", r.level, r.message))
+            .collect()
+    }
+}
+
+impl Plugin for LogCapture {
+    fn hooks(&self) -> Vec<Registration> {
+        vec![Hook::Logging.into()]
+    }
+
+    fn logging(&self, record: &LogRecord<'_>) -> Verdict {
+        self.0.lock().expect("log capture").push(CapturedLog {
+            level: record.level,
+            hook: record.hook,
+            plugin: record.plugin.map(String::from),
+            message: record.message.to_string(),
+        });
+        Verdict::Declined
     }
 }

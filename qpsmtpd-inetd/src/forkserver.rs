@@ -1,53 +1,39 @@
-//! The forkserver (`--listen`): bind, drop privileges, load plugins, then start one child
-//! per accepted connection.
+//! The forkserver (`--listen`): bind, drop privileges, load the configuration and plugins
+//! once, then fork one child per accepted connection. Each child serves its session with
+//! the configuration the parent holds, so a configuration edit takes effect on SIGHUP, and
+//! a broken one is refused by the reload while the old one goes on serving.
 //!
-//! Each child is this same program, started with the connection on stdin/stdout and
-//! tcpserver's variables (`TCPREMOTEIP`, `TCPREMOTEPORT`, `TCPLOCALIP`, `TCPLOCALPORT`) in
-//! its environment, exactly as under tcpserver. Before starting a child the parent
-//! enforces `--max-connections` and runs the `pre-connection` hook (the `hosts_allow`
-//! plugin enforces `--max-from-ip` there).
+//! Before forking, the parent enforces `--max-connections` and runs the `pre-connection`
+//! hook (the `hosts_allow` plugin enforces `--max-from-ip` there).
 //!
 //! Signals arrive through a signalfd polled with the listeners: SIGCHLD reaps children,
 //! SIGHUP reloads the configuration and plugins, SIGTERM/SIGINT stop accepting, ask the
 //! children to finish (they answer 421 at their next wait) and wait for them.
 
 use crate::cli::Args;
-use crate::inetd::PRE_CONNECTION_DONE;
-use crate::load::{env, load_server};
+use crate::inetd::shutdown_signals;
+use crate::load::load_server;
 use crate::pidfile::PidFile;
 use crate::privileges;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::unistd::Pid;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid};
+use qpsmtpd_core::connection::strip_mapped;
 use qpsmtpd_core::log::write_stderr_line;
-use qpsmtpd_core::{Level, PreConnectionFacts, Server, run_pre_connection};
+use qpsmtpd_core::{
+    ConnectionInfo, FdTransport, Level, PreConnectionFacts, Server, Session, run_pre_connection,
+};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::os::fd::AsFd;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Set in the environment of the background copy started by `--detach`.
-const DETACHED: &str = "QPSMTPD_DETACHED";
-
-/// A running child and the peer it serves.
-struct Running {
-    child: Child,
-    peer: IpAddr,
-}
-
 pub fn run(args: &Args) -> ExitCode {
-    if args.detach && env(DETACHED).is_none() {
-        return detach(args);
-    }
-    if env(DETACHED).is_some() {
-        // Leave the terminal's session so its hangup does not reach us.
-        let _ = nix::unistd::setsid();
-    }
     match Forkserver::start(args) {
         Ok(mut fs) => fs.serve(),
         Err(e) => {
@@ -59,28 +45,47 @@ pub fn run(args: &Args) -> ExitCode {
 
 struct Forkserver {
     args: Args,
-    exe: PathBuf,
     listeners: Vec<TcpListener>,
     signals: SignalFd,
+    /// The signals the parent takes through `signals` (blocked for normal delivery).
+    mask: SigSet,
     server: Arc<Server>,
-    children: HashMap<u32, Running>,
+    /// Running children and the peer each one serves.
+    children: HashMap<Pid, IpAddr>,
     _pid_file: Option<PidFile>,
 }
 
 impl Forkserver {
     fn start(args: &Args) -> Result<Forkserver, String> {
-        let exe =
-            std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
         let mut listeners = Vec::new();
         for addr in &args.listen {
             let l = bind_listener(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             listeners.push(l);
         }
-        // Written while still root (it usually lives in /run); removed at exit if we can.
-        let pid_file = args.pid_file.as_deref().map(PidFile::create).transpose()?;
+        // Opened while still root (it usually lives in /run), written once we know our PID.
+        let pid_file = args.pid_file.as_deref().map(PidFile::open).transpose()?;
         privileges::drop_to(args.user.as_deref(), args.group.as_deref())?;
         let server = load_server(args.config_dir.as_deref())
             .map_err(|e| format!("configuration error: {e}"))?;
+        let server = Arc::new(server);
+        for l in &listeners {
+            if let Ok(addr) = l.local_addr() {
+                server.log_core(Level::Notice, None, &format!("Listening on {addr}"));
+            }
+        }
+        server.log_core(
+            Level::Notice,
+            None,
+            &format!(
+                "Running as uid {} gid {}",
+                nix::unistd::getuid(),
+                nix::unistd::getgid()
+            ),
+        );
+        if args.detach {
+            detach()?;
+        }
+        let pid_file = pid_file.map(PidFile::write).transpose()?;
         let mut mask = SigSet::empty();
         for s in [
             Signal::SIGCHLD,
@@ -94,29 +99,15 @@ impl Forkserver {
             .map_err(|e| format!("sigprocmask: {e}"))?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| format!("signalfd: {e}"))?;
-        let fs = Forkserver {
+        Ok(Forkserver {
             args: args.clone(),
-            exe,
             listeners,
             signals,
-            server: Arc::new(server),
+            mask,
+            server,
             children: HashMap::new(),
             _pid_file: pid_file,
-        };
-        for l in &fs.listeners {
-            if let Ok(addr) = l.local_addr() {
-                fs.log(Level::Notice, &format!("Listening on {addr}"));
-            }
-        }
-        fs.log(
-            Level::Notice,
-            &format!(
-                "Running as uid {} gid {}",
-                nix::unistd::getuid(),
-                nix::unistd::getgid()
-            ),
-        );
-        Ok(fs)
+        })
     }
 
     fn log(&self, level: Level, message: &str) {
@@ -194,9 +185,17 @@ impl Forkserver {
         }
     }
 
+    /// Collects every child that has ended.
     fn reap(&mut self) {
-        self.children
-            .retain(|_, r| matches!(r.child.try_wait(), Ok(None)));
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, _) | WaitStatus::Signaled(pid, _, _)) => {
+                    self.children.remove(&pid);
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
     }
 
     fn accept_from(&mut self, index: usize) {
@@ -214,9 +213,8 @@ impl Forkserver {
     }
 
     fn handle_connection(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        let remote_ip = qpsmtpd_core::connection::strip_mapped(peer.ip());
+        let remote_ip = strip_mapped(peer.ip());
         let local = stream.local_addr().ok();
-        let me = self.server.core.me.clone();
         if self.children.len() >= self.args.max_connections {
             self.log(
                 Level::Notice,
@@ -225,6 +223,7 @@ impl Forkserver {
                     self.children.len()
                 ),
             );
+            let me = &self.server.core.me;
             refuse(
                 &mut stream,
                 &format!("421 4.3.2 {me} Too many connections, try again later\r\n"),
@@ -234,11 +233,11 @@ impl Forkserver {
         let facts = PreConnectionFacts {
             remote_ip,
             remote_port: peer.port(),
-            local_ip: local.map(|a| qpsmtpd_core::connection::strip_mapped(a.ip())),
+            local_ip: local.map(|a| strip_mapped(a.ip())),
             local_port: local.map_or(0, |a| a.port()),
             max_conn_ip: self.args.max_from_ip,
         };
-        let peers: Vec<IpAddr> = self.children.values().map(|r| r.peer).collect();
+        let peers: Vec<IpAddr> = self.children.values().copied().collect();
         if let Some(reply) = run_pre_connection(&self.server, &facts, &peers) {
             self.log(
                 Level::Info,
@@ -247,59 +246,57 @@ impl Forkserver {
             refuse(&mut stream, &reply.to_wire());
             return;
         }
-        match self.spawn_child(stream, &facts) {
-            Ok(child) => {
+        match fork_process() {
+            Ok(ForkResult::Parent { child }) => {
                 self.log(
                     Level::Info,
                     &format!(
-                        "connection from {remote_ip}:{} served by {}",
-                        facts.remote_port,
-                        child.id()
+                        "connection from {remote_ip}:{} served by {child}",
+                        facts.remote_port
                     ),
                 );
-                self.children.insert(
-                    child.id(),
-                    Running {
-                        child,
-                        peer: remote_ip,
-                    },
-                );
+                self.children.insert(child, remote_ip);
             }
-            Err(e) => self.log(
-                Level::Error,
-                &format!("cannot start a child for {remote_ip}: {e}"),
-            ),
+            Ok(ForkResult::Child) => self.serve_child(stream, &facts),
+            Err(e) => self.log(Level::Error, &format!("cannot fork for {remote_ip}: {e}")),
         }
     }
 
-    /// Starts this program on the connection, as tcpserver would.
-    fn spawn_child(&self, stream: TcpStream, facts: &PreConnectionFacts) -> std::io::Result<Child> {
-        let input = OwnedFd::from(stream.try_clone()?);
-        let output = OwnedFd::from(stream);
-        let mut cmd = Command::new(&self.exe);
-        if let Some(dir) = &self.args.config_dir {
-            cmd.arg("--config-dir").arg(dir);
-        }
-        for var in [
-            "TCPREMOTEHOST",
-            "TCPREMOTEINFO",
-            "TCPLOCALHOST",
-            "REMOTE_HOST",
-            DETACHED,
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("PROTO", "TCP")
-            .env("TCPREMOTEIP", facts.remote_ip.to_string())
-            .env("TCPREMOTEPORT", facts.remote_port.to_string())
-            .env("TCPLOCALPORT", facts.local_port.to_string())
-            .env(PRE_CONNECTION_DONE, "1");
-        if let Some(ip) = facts.local_ip {
-            cmd.env("TCPLOCALIP", ip.to_string());
-        }
-        cmd.stdin(Stdio::from(input))
-            .stdout(Stdio::from(output))
-            .spawn()
+    /// In the child: serve the session with the parent's configuration, then exit.
+    fn serve_child(&mut self, stream: TcpStream, facts: &PreConnectionFacts) -> ! {
+        self.listeners.clear();
+        let _ = self.mask.thread_unblock();
+        let server = self.server.clone();
+        server.run_post_fork();
+        let info = ConnectionInfo {
+            remote_ip: facts.remote_ip,
+            remote_port: facts.remote_port,
+            local_ip: facts.local_ip,
+            local_port: facts.local_port,
+            env: std::env::vars().collect(),
+            pre_connection_done: true,
+            ..ConnectionInfo::default()
+        };
+        let session = match stream.try_clone() {
+            Ok(input) => {
+                let transport = FdTransport::new(input, stream);
+                let transport = match shutdown_signals() {
+                    Some(fd) => transport.with_shutdown(Box::new(fd)),
+                    None => transport,
+                };
+                Session::new(server, info, Box::new(transport))
+            }
+            Err(e) => {
+                self.log(
+                    Level::Error,
+                    &format!("cannot serve {}: {e}", facts.remote_ip),
+                );
+                std::process::exit(1);
+            }
+        };
+        session.run();
+        // exit() runs no destructors: the parent's PID file must stay where it is.
+        std::process::exit(0);
     }
 
     /// SIGTERM: stop accepting, let sessions finish (they say 421 at their next wait),
@@ -314,19 +311,53 @@ impl Forkserver {
             ),
         );
         for pid in self.children.keys() {
-            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGTERM);
+            let _ = kill(*pid, Signal::SIGTERM);
         }
         let deadline = Instant::now() + Duration::from_secs(self.args.shutdown_timeout);
         while !self.children.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
             self.reap();
         }
-        for r in self.children.values_mut() {
-            let _ = r.child.kill();
-            let _ = r.child.wait();
+        for pid in self.children.keys() {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        while !self.children.is_empty() && waitpid(None, None).is_ok() {
+            self.reap();
         }
         self.log(Level::Notice, "stopped");
     }
+}
+
+/// fork(2).
+#[allow(unsafe_code)]
+fn fork_process() -> nix::Result<ForkResult> {
+    // SAFETY: the forkserver is single-threaded (it never starts a thread, and plugins run
+    // their sessions only in children), so no other thread can hold a lock, such as the
+    // allocator's, at the moment of the fork; the child goes on running ordinary Rust code.
+    unsafe { nix::unistd::fork() }
+}
+
+/// `--detach`: the parent returns to the shell; the child leaves the terminal's session and
+/// points its standard descriptors at /dev/null (use a logging plugin to keep logs).
+fn detach() -> Result<(), String> {
+    match fork_process().map_err(|e| format!("cannot detach: {e}"))? {
+        ForkResult::Parent { .. } => std::process::exit(0),
+        ForkResult::Child => {}
+    }
+    nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("/dev/null: {e}"))?;
+    for dup in [
+        nix::unistd::dup2_stdin,
+        nix::unistd::dup2_stdout,
+        nix::unistd::dup2_stderr,
+    ] {
+        dup(&null).map_err(|e| format!("dup2: {e}"))?;
+    }
+    Ok(())
 }
 
 /// A non-blocking listener on `addr`. IPv6 listeners are IPv6-only, so `0.0.0.0:25` and
@@ -361,45 +392,4 @@ fn bind_listener(addr: &SocketAddr) -> nix::Result<TcpListener> {
 fn refuse(stream: &mut TcpStream, reply: &str) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
     let _ = stream.write_all(reply.as_bytes());
-}
-
-/// `--detach`: start a copy of ourselves in the background and wait until it is serving
-/// (its PID file names it) or has failed.
-fn detach(args: &Args) -> ExitCode {
-    let Ok(exe) = std::env::current_exe() else {
-        write_stderr_line("qpsmtpd: cannot find own executable");
-        return ExitCode::FAILURE;
-    };
-    let spawned = Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env(DETACHED, "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn();
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            write_stderr_line(&format!("qpsmtpd: cannot detach: {e}"));
-            return ExitCode::FAILURE;
-        }
-    };
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            write_stderr_line(&format!("qpsmtpd: background server exited: {status}"));
-            return ExitCode::FAILURE;
-        }
-        let serving = match &args.pid_file {
-            Some(p) => std::fs::read_to_string(p).is_ok_and(|t| t.trim() == child.id().to_string()),
-            None => started.elapsed() > Duration::from_secs(1),
-        };
-        if serving {
-            return ExitCode::SUCCESS;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            write_stderr_line("qpsmtpd: background server did not start within 30 s");
-            return ExitCode::FAILURE;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

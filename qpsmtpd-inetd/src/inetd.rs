@@ -1,8 +1,7 @@
 //! One session on stdin/stdout: the tcpserver, inetd, xinetd and systemd `Accept=yes`
-//! mode, and what each forkserver child runs.
+//! mode.
 //!
-//! Where the peer is comes from, in order: tcpserver's `TCPREMOTEIP` and friends (also set
-//! by the forkserver for its children), xinetd's `REMOTE_HOST`, `getpeername(0)` when stdin
+//! Where the peer is comes from, in order: tcpserver's `TCPREMOTEIP` and friends, xinetd's `REMOTE_HOST`, `getpeername(0)` when stdin
 //! is a socket (inetd, systemd). When stdin is a pipe (`swaks --pipe`, scripts) and the
 //! environment says nothing, the peer is `0.0.0.0`.
 
@@ -16,9 +15,6 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
-
-/// Set by the forkserver in its children's environment: the `pre-connection` hook has run.
-pub const PRE_CONNECTION_DONE: &str = "QPSMTPD_PRE_CONNECTION_DONE";
 
 /// Exit status for a broken configuration (sysexits EX_CONFIG).
 const EX_CONFIG: u8 = 78;
@@ -38,10 +34,6 @@ pub fn serve(args: &Args) -> ExitCode {
         }
     };
     let info = connection_info();
-    if info.pre_connection_done {
-        // We are a forkserver child.
-        server.run_post_fork();
-    }
     let transport = FdTransport::new(std::io::stdin(), std::io::stdout());
     let transport = match shutdown_signals() {
         Some(fd) => transport.with_shutdown(Box::new(fd)),
@@ -86,7 +78,6 @@ fn connection_info() -> ConnectionInfo {
         }
     }
     info.env = std::env::vars().collect();
-    info.pre_connection_done = info.env.contains_key(PRE_CONNECTION_DONE);
     info
 }
 

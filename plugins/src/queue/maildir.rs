@@ -449,9 +449,8 @@ impl Plugin for Maildir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qpsmtpd_core::LogRecord;
+    use qpsmtpd_core::testing::LogCapture as Logs;
     use qpsmtpd_core::testing::{Harness, TestServer};
-    use std::sync::{Arc, Mutex};
 
     const BODY: &str = "From: Sender <sender@example.org>\r\n\
         Subject: maildir test\r\n\
@@ -460,26 +459,6 @@ mod tests {
         first line\r\n\
         ..a line that starts with a dot\r\n\
         last line";
-
-    /// Log lines, as a logging plugin would see them.
-    #[derive(Clone, Default)]
-    struct Logs(Arc<Mutex<Vec<String>>>);
-
-    impl Plugin for Logs {
-        fn hooks(&self) -> Vec<Registration> {
-            vec![Hook::Logging.into()]
-        }
-        fn logging(&self, record: &LogRecord<'_>) -> Verdict {
-            self.0.lock().unwrap().push(record.message.to_string());
-            Verdict::Declined
-        }
-    }
-
-    impl Logs {
-        fn contains(&self, needle: &str) -> bool {
-            self.0.lock().unwrap().iter().any(|l| l.contains(needle))
-        }
-    }
 
     fn server(args: &str, logs: &Logs) -> TestServer {
         Harness::new()
@@ -662,7 +641,7 @@ mod tests {
         assert!(
             logs.contains("error: cannot create maildir"),
             "{:?}",
-            logs.0
+            logs.records()
         );
     }
 

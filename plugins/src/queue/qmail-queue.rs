@@ -340,11 +340,11 @@ impl Plugin for QmailQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qpsmtpd_core::ConnectionInfo;
+    use qpsmtpd_core::testing::LogCapture as Logs;
     use qpsmtpd_core::testing::{Harness, TestServer};
-    use qpsmtpd_core::{ConnectionInfo, LogRecord};
     use std::fs;
     use std::net::IpAddr;
-    use std::sync::{Arc, Mutex};
 
     const BODY: &str = "From: s@example.org\r\n\
         Subject: qq test\r\n\
@@ -377,30 +377,6 @@ mod tests {
         }
         fn record(&self, name: &str) -> Option<Vec<u8>> {
             fs::read(self.dir.path().join(name)).ok()
-        }
-    }
-
-    #[derive(Clone, Default)]
-    struct Logs(Arc<Mutex<Vec<String>>>);
-
-    impl Plugin for Logs {
-        fn hooks(&self) -> Vec<Registration> {
-            vec![Hook::Logging.into()]
-        }
-        fn logging(&self, record: &LogRecord<'_>) -> Verdict {
-            self.0.lock().unwrap().push(record.message.to_string());
-            Verdict::Declined
-        }
-    }
-
-    impl Logs {
-        fn find(&self, needle: &str) -> Option<String> {
-            self.0
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-                .cloned()
         }
     }
 

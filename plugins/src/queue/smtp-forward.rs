@@ -492,7 +492,7 @@ impl Plugin for SmtpForward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qpsmtpd_core::LogRecord;
+    use qpsmtpd_core::testing::LogCapture as Logs;
     use qpsmtpd_core::testing::{Harness, TestServer};
     use std::fs;
     use std::io::Cursor;
@@ -500,7 +500,6 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};
-    use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
     const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
@@ -590,30 +589,6 @@ mod tests {
         fn drop(&mut self) {
             let _ = self.child.kill();
             let _ = self.child.wait();
-        }
-    }
-
-    #[derive(Clone, Default)]
-    struct Logs(Arc<Mutex<Vec<String>>>);
-
-    impl Plugin for Logs {
-        fn hooks(&self) -> Vec<Registration> {
-            vec![Hook::Logging.into()]
-        }
-        fn logging(&self, record: &LogRecord<'_>) -> Verdict {
-            self.0.lock().unwrap().push(record.message.to_string());
-            Verdict::Declined
-        }
-    }
-
-    impl Logs {
-        fn find(&self, needle: &str) -> Option<String> {
-            self.0
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-                .cloned()
         }
     }
 

@@ -318,8 +318,7 @@ mod tests {
                 .file("plugins", "hosts_allow")
                 .file("hosts_allow", rules)
                 .build()
-                .err()
-                .expect("configuration should be refused")
+                .expect_err("configuration should be refused")
                 .to_string();
             assert!(err.contains(want), "{rules:?}: {err}");
         }

@@ -274,8 +274,7 @@ mod tests {
     fn bad_configuration_is_refused() {
         let err = |h: Harness| {
             h.build()
-                .err()
-                .expect("configuration should be refused")
+                .expect_err("configuration should be refused")
                 .to_string()
         };
         let e = err(harness("example.com\n\nexample .org"));

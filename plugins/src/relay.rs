@@ -415,8 +415,7 @@ pub(crate) mod tests {
             .file("plugins", "relay")
             .file("relayclients", "192.0.2.1\n\n10.0.0.0/40")
             .build()
-            .err()
-            .expect("configuration should be refused")
+            .expect_err("configuration should be refused")
             .to_string();
         assert!(
             err.ends_with("relayclients:3: bad prefix length in \"10.0.0.0/40\""),
@@ -427,8 +426,7 @@ pub(crate) mod tests {
             .file("plugins", "relay")
             .file("norelayclients", "# x\nlocalhost")
             .build()
-            .err()
-            .expect("configuration should be refused")
+            .expect_err("configuration should be refused")
             .to_string();
         assert!(
             err.contains("norelayclients:2: \"localhost\" is not"),
@@ -439,8 +437,7 @@ pub(crate) mod tests {
                 .catalogue(crate::CATALOGUE)
                 .file("plugins", line)
                 .build()
-                .err()
-                .expect("configuration should be refused")
+                .expect_err("configuration should be refused")
                 .to_string();
             assert!(err.contains("plugins:1: relay: "), "{line}: {err}");
         }

@@ -222,8 +222,10 @@ mod tests {
 
     #[test]
     fn protocol_names() {
-        let mut c = Connection::default();
-        c.hello = Some(Hello::Helo);
+        let mut c = Connection {
+            hello: Some(Hello::Helo),
+            ..Connection::default()
+        };
         assert_eq!(c.protocol_name(), "SMTP");
         c.hello = Some(Hello::Ehlo);
         assert_eq!(c.protocol_name(), "ESMTP");

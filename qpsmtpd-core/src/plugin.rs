@@ -247,7 +247,7 @@ pub struct Pairs(Vec<(String, String)>);
 
 impl Pairs {
     pub fn parse(args: &[String], known: &[&str]) -> Result<Pairs, String> {
-        if args.len() % 2 != 0 {
+        if !args.len().is_multiple_of(2) {
             return Err(format!(
                 "arguments must be key value pairs; {:?} has no value",
                 args[args.len() - 1]

@@ -60,7 +60,7 @@ impl Spool {
     /// Appends bytes, moving to a file once the threshold is passed.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         if self.file.is_none() && self.memory.len() + data.len() > self.threshold {
-            self.to_file()?;
+            self.move_to_file()?;
         }
         match &mut self.file {
             Some(f) => f.writer.write_all(data)?,
@@ -71,7 +71,7 @@ impl Spool {
     }
 
     /// Moves the body to a file now (scanners that need a path call this).
-    fn to_file(&mut self) -> io::Result<()> {
+    fn move_to_file(&mut self) -> io::Result<()> {
         if self.file.is_some() {
             return Ok(());
         }
@@ -95,7 +95,7 @@ impl Spool {
 
     /// The path of the spool file, spooling to disk first if the body is still in memory.
     pub fn path(&mut self) -> io::Result<&Path> {
-        self.to_file()?;
+        self.move_to_file()?;
         self.flush()?;
         Ok(self
             .file

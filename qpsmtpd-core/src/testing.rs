@@ -191,7 +191,7 @@ impl TestSession {
                 self.closed = true;
             }
         }
-        let _ = self.session.flush_for_tests();
+        self.session.flush_for_tests();
         self.handle.take_output()
     }
 

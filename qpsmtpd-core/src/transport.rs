@@ -117,10 +117,9 @@ impl<I: AsFd + Send, O: AsFd + Send> Transport for FdTransport<I, O> {
 
     fn write_all(&mut self, mut data: &[u8], deadline: Instant) -> io::Result<()> {
         while !data.is_empty() {
-            match self.wait(true, deadline)? {
-                None => return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out")),
-                // Shutting down does not stop a reply that is already going out.
-                Some(_) => {}
+            // Shutting down (Some(false)) does not stop a reply that is already going out.
+            if self.wait(true, deadline)?.is_none() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
             }
             match nix::unistd::write(self.output.as_fd(), data) {
                 Ok(n) => data = &data[n..],

@@ -20,6 +20,7 @@ use std::sync::Arc;
 const EX_CONFIG: u8 = 78;
 
 pub fn serve(args: &Args) -> ExitCode {
+    silence_stderr_if_it_is_the_client();
     let server = match load::load_server(args.config_dir.as_deref()) {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -41,6 +42,29 @@ pub fn serve(args: &Args) -> ExitCode {
     };
     Session::new(server, info, Box::new(transport)).run();
     ExitCode::SUCCESS
+}
+
+/// xinetd (and inetd with some settings) hands the connection over as stdin, stdout *and*
+/// stderr: log lines written to stderr would reach the client, breaking the protocol and
+/// showing it our internals. Then stderr goes to /dev/null; logs need a logging plugin
+/// (`config/logging`) or a wrapper that redirects stderr.
+fn silence_stderr_if_it_is_the_client() {
+    use nix::sys::stat::fstat;
+    use std::os::fd::AsFd;
+    let same = match (
+        fstat(std::io::stdin().as_fd()),
+        fstat(std::io::stderr().as_fd()),
+    ) {
+        (Ok(a), Ok(b)) => {
+            a.st_dev == b.st_dev
+                && a.st_ino == b.st_ino
+                && (a.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+        }
+        _ => false,
+    };
+    if same && let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
 }
 
 /// SIGTERM and SIGINT end the session at its next wait with a 421, instead of killing it

@@ -206,7 +206,7 @@ mod tests {
                 "logging:1: logging/warn: unexpected argument \"6\"",
             ),
         ] {
-            let err = server(line).err().expect("should be refused").to_string();
+            let err = server(line).expect_err("should be refused").to_string();
             assert!(err.contains(want), "{line}: {err}");
         }
     }

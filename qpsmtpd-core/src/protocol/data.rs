@@ -156,7 +156,8 @@ mod tests {
     #[test]
     fn table() {
         // input, decoded output, end offset, bare line end seen
-        let cases: &[(&[u8], &[u8], Option<usize>, bool)] = &[
+        type Case = (&'static [u8], &'static [u8], Option<usize>, bool);
+        let cases: &[Case] = &[
             (b".\r\n", b"", Some(3), false),
             (b"a\r\n.\r\n", b"a\n", Some(6), false),
             (b"a\r\n.\r\nMAIL", b"a\n", Some(6), false),

@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs what the test suite needs on Debian 12 (run as root, or with sudo available):
-# tcpserver/tcprules (ucspi-tcp), xinetd, swaks, Postfix's smtp-source/smtp-sink, python3.
+# tcpserver/tcprules (ucspi-tcp), xinetd, swaks, Postfix's smtp-source/smtp-sink, python3,
+# groff (renders the man pages in their test).
 # Idempotent: does nothing when everything is already there.
 set -eu
 
 need=""
 for pair in tcpserver:ucspi-tcp tcprules:ucspi-tcp xinetd:xinetd swaks:swaks \
-            smtp-sink:postfix smtp-source:postfix python3:python3; do
+            smtp-sink:postfix smtp-source:postfix python3:python3 groff:groff-base; do
     prog=${pair%%:*} pkg=${pair#*:}
     if ! command -v "$prog" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$prog" ]; then
         need="$need $pkg"

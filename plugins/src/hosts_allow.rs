@@ -70,7 +70,7 @@
 //!
 //! # SEE ALSO
 //!
-//! relay(7), qpsmtpd(8), tcprules(1)
+//! qpsmtpd-relay(7), qpsmtpd(8), tcprules(1)
 
 use qpsmtpd_core::connection::strip_mapped;
 use qpsmtpd_core::log::Level;

@@ -54,7 +54,7 @@
 //!
 //! # SEE ALSO
 //!
-//! relay(7), qpsmtpd-plugins(7), qmail-smtpd(8)
+//! qpsmtpd-relay(7), qpsmtpd-plugins(7), qmail-smtpd(8)
 
 use crate::relay::RELAYING_DENIED;
 use qpsmtpd_core::config::CdbMap;

@@ -78,7 +78,7 @@
 //!
 //! # SEE ALSO
 //!
-//! rcpt_ok(7), qpsmtpd-plugins(7), tcprules(1)
+//! qpsmtpd-rcpt_ok(7), qpsmtpd-plugins(7), tcprules(1)
 
 use qpsmtpd_core::config::CdbMap;
 use qpsmtpd_core::connection::strip_mapped;

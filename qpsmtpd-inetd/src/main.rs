@@ -1,17 +1,11 @@
-//! `qpsmtpd`: the qpsmtpd-rs SMTP server.
+//! `qpsmtpd`: the qpsmtpd-rs SMTP server (see the `qpsmtpd_inetd` library).
 //!
 //! With no `--listen`, it serves one SMTP session on stdin/stdout: run it from tcpserver,
 //! xinetd, inetd or a systemd `Accept=yes` socket. With `--listen ADDR:PORT` it is the
 //! forkserver: it binds, drops privileges, and starts one child per connection.
 
-mod cli;
-mod forkserver;
-mod inetd;
-mod load;
-mod pidfile;
-mod privileges;
-
 use clap::Parser;
+use qpsmtpd_inetd::{cli, forkserver, inetd};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -88,7 +88,7 @@
 //!
 //! # SEE ALSO
 //!
-//! queue/qmail-queue, queue/smtp-forward, maildir(5), <https://cr.yp.to/proto/maildir.html>
+//! qpsmtpd-queue-qmail-queue(7), qpsmtpd-queue-smtp-forward(7), maildir(5), <https://cr.yp.to/proto/maildir.html>
 
 use qpsmtpd_core::header::clean_header_text;
 use qpsmtpd_core::{

@@ -82,7 +82,7 @@
 //!
 //! # SEE ALSO
 //!
-//! qmail-queue(8), qmail-smtpd(8), queue/maildir, queue/smtp-forward
+//! qmail-queue(8), qmail-smtpd(8), qpsmtpd-queue-maildir(7), qpsmtpd-queue-smtp-forward(7)
 
 use nix::fcntl::OFlag;
 use qpsmtpd_core::{ConfigError, Context, Hook, Plugin, Registration, Reply, Setup, Verdict};

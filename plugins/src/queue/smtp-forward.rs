@@ -68,7 +68,7 @@
 //!
 //! # SEE ALSO
 //!
-//! queue/qmail-queue, queue/maildir, RFC 5321
+//! qpsmtpd-queue-qmail-queue(7), qpsmtpd-queue-maildir(7), RFC 5321
 
 use qpsmtpd_core::protocol::Enhanced;
 use qpsmtpd_core::{ConfigError, Context, Hook, Plugin, Registration, Reply, Setup, Verdict};

@@ -215,6 +215,8 @@ impl Forkserver {
     fn handle_connection(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         let remote_ip = strip_mapped(peer.ip());
         let local = stream.local_addr().ok();
+        // Children may have ended since the last poll round; count only the live ones.
+        self.reap();
         if self.children.len() >= self.args.max_connections {
             self.log(
                 Level::Notice,

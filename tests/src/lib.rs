@@ -5,6 +5,8 @@
 //! Everything talks to 127.0.0.1 or ::1 only. Daemons are started in their own process
 //! group and killed with it when their guard is dropped.
 
+pub mod man;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -30,7 +32,15 @@ pub fn qpsmtpd_bin() -> &'static Path {
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--release", "--quiet", "-p", "qpsmtpd-inetd", "--bin", "qpsmtpd"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "qpsmtpd-inetd",
+                "--bin",
+                "qpsmtpd",
+            ])
             .current_dir(workspace())
             .status()
             .expect("run cargo build");
@@ -91,7 +101,17 @@ impl Site {
     /// `me` = `test.example`, a private spool, `loglevel` 7, and the plugins
     /// `rcpt_ok` + `queue/maildir <site>/maildir` with `rcpthosts` = `example.com`.
     pub fn new() -> Site {
-        let dir = tempfile::Builder::new().prefix("qpsmtpd-e2e-").tempdir().expect("tempdir");
+        Site::new_in(&std::env::temp_dir())
+    }
+
+    /// Like [`Site::new`], but the temporary directory is created under `parent` (for
+    /// benchmarks that want the site, its spool and its maildir on a real disk rather
+    /// than on a possibly memory-backed `/tmp`).
+    pub fn new_in(parent: &Path) -> Site {
+        let dir = tempfile::Builder::new()
+            .prefix("qpsmtpd-e2e-")
+            .tempdir_in(parent)
+            .expect("tempdir");
         // Daemons that drop to nobody must be able to reach the site.
         set_mode(dir.path(), 0o755);
         let site = Site { dir };
@@ -101,7 +121,10 @@ impl Site {
             .file("spool_dir", &spool.to_string_lossy())
             .file("loglevel", "7")
             .file("rcpthosts", "example.com")
-            .file("plugins", &format!("rcpt_ok\nqueue/maildir {}", maildir.display()))
+            .file(
+                "plugins",
+                &format!("rcpt_ok\nqueue/maildir {}", maildir.display()),
+            )
     }
 
     pub fn path(&self) -> &Path {
@@ -175,6 +198,11 @@ pub fn maildir_messages(maildir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// How many entries a directory holds (0 if it does not exist), without reading them.
+pub fn count_entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|rd| rd.count()).unwrap_or(0)
+}
+
 pub fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
@@ -182,7 +210,9 @@ pub fn set_mode(path: &Path, mode: u32) {
 
 /// Runs a command with `input` on stdin; kills it if it runs longer than `timeout`.
 pub fn run_with_input(mut cmd: Command, input: &[u8], timeout: Duration) -> Output {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
     let input = input.to_vec();
@@ -212,7 +242,10 @@ impl Daemon {
     pub fn start(name: &str, mut cmd: Command, log: &Path) -> Daemon {
         let out = std::fs::File::create(log).expect("log file");
         let err = out.try_clone().expect("dup log");
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
         Daemon {
             child,
@@ -238,7 +271,11 @@ impl Daemon {
             if text.contains(needle) {
                 return text;
             }
-            assert!(Instant::now() < deadline, "{}: {needle:?} not in log:\n{text}", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "{}: {needle:?} not in log:\n{text}",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -306,7 +343,12 @@ pub fn tcprules(site: &Site, rules: &str) -> PathBuf {
         .stdin(Stdio::piped())
         .spawn()
         .expect("tcprules");
-    child.stdin.take().expect("stdin").write_all(rules.as_bytes()).expect("write rules");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(rules.as_bytes())
+        .expect("write rules");
     assert!(child.wait().expect("tcprules").success());
     cdb
 }
@@ -315,7 +357,9 @@ pub fn tcprules(site: &Site, rules: &str) -> PathBuf {
 pub fn forkserver(site: &Site, extra: &[&str]) -> (Daemon, u16) {
     let port = free_port();
     let mut cmd = site.command();
-    cmd.arg("--listen").arg(format!("127.0.0.1:{port}")).args(extra);
+    cmd.arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra);
     let d = Daemon::start("forkserver", cmd, &site.path().join("forkserver.log"));
     wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(10));
     (d, port)
@@ -335,7 +379,8 @@ impl Client {
 
     pub fn connect_to(addr: SocketAddr) -> (Client, String) {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
         let mut c = Client {
             reader: BufReader::new(s.try_clone().expect("clone")),
             writer: s,
@@ -405,4 +450,82 @@ pub fn python(script: &str, args: &[&str]) -> (bool, String) {
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
+}
+
+impl Client {
+    /// Connects to `addr` from the local address `from` (Linux lets a client use any
+    /// address in 127.0.0.0/8) and reads the banner.
+    pub fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> (Client, String) {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, bind, connect, socket,
+        };
+        use std::os::fd::AsRawFd;
+        let family = if addr.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).expect("socket");
+        match SocketAddr::new(from, 0) {
+            SocketAddr::V4(a) => bind(fd.as_raw_fd(), &SockaddrIn::from(a)),
+            SocketAddr::V6(a) => bind(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+        }
+        .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+        match addr {
+            SocketAddr::V4(a) => connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
+            SocketAddr::V6(a) => connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+        }
+        .unwrap_or_else(|e| panic!("connect {from} -> {addr}: {e}"));
+        let s = TcpStream::from(fd);
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut c = Client {
+            reader: BufReader::new(s.try_clone().expect("clone")),
+            writer: s,
+        };
+        let banner = c.reply();
+        (c, banner)
+    }
+}
+
+impl Client {
+    /// Changes how long [`Client::reply`] waits for a line (30 s after connecting); a
+    /// reply that does not come in time reads as the empty string.
+    pub fn set_read_timeout(&mut self, timeout: Duration) {
+        self.writer
+            .set_read_timeout(Some(timeout))
+            .expect("set read timeout");
+    }
+
+    /// One message transaction: `MAIL FROM:<from>`, `RCPT TO:<rcpt>` for each recipient
+    /// and `DATA`, each of which must be accepted, then `message` (CRLF line ends,
+    /// dot-stuffed by the caller) and the final dot. Returns the reply to the message.
+    pub fn send_mail(&mut self, from: &str, rcpts: &[&str], message: &str) -> String {
+        let r = self.cmd(&format!("MAIL FROM:<{from}>"));
+        assert!(r.starts_with("250 "), "MAIL FROM:<{from}> got {r:?}");
+        for rcpt in rcpts {
+            let r = self.cmd(&format!("RCPT TO:<{rcpt}>"));
+            assert!(r.starts_with("250 "), "RCPT TO:<{rcpt}> got {r:?}");
+        }
+        let r = self.cmd("DATA");
+        assert!(r.starts_with("354 "), "DATA got {r:?}");
+        self.send(message.as_bytes());
+        self.send(b".\r\n");
+        self.reply()
+    }
+}
+
+impl Daemon {
+    /// For tcpserver: waits for the session whose log has a line containing `needle` (its
+    /// pid starts the line) to end, i.e. for `tcpserver: end <pid> `. Returns the log.
+    pub fn wait_for_session_end(&self, needle: &str, timeout: Duration) -> String {
+        let text = self.wait_for_log(needle, timeout);
+        let pid = text
+            .lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|w| w.parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no pid on the log line with {needle:?}:\n{text}"));
+        self.wait_for_log(&format!("tcpserver: end {pid} "), timeout)
+    }
 }

@@ -632,9 +632,9 @@ fn smtp_source_rows() -> Vec<Row> {
             false,
         ),
         (
-            "2 KB messages, forkserver, new connection per message, high limit",
-            Server::Forkserver("1000"),
-            false,
+            "2 KB messages, forkserver, `-d` (many per connection)",
+            Server::Forkserver("40"),
+            true,
         ),
     ] {
         let site = bench_site();

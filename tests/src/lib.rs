@@ -354,14 +354,27 @@ pub fn tcprules(site: &Site, rules: &str) -> PathBuf {
 }
 
 /// The forkserver: `qpsmtpd --config-dir ... --listen 127.0.0.1:<port> <extra>`.
+/// Ready once its PID file (`<site>/forkserver.pid`, written after the listeners are bound)
+/// exists, so no probe connection counts against the connection limits.
 pub fn forkserver(site: &Site, extra: &[&str]) -> (Daemon, u16) {
     let port = free_port();
+    let pid_file = site.path().join("forkserver.pid");
     let mut cmd = site.command();
     cmd.arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--pid-file")
+        .arg(&pid_file)
         .args(extra);
     let d = Daemon::start("forkserver", cmd, &site.path().join("forkserver.log"));
-    wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&pid_file).map_or(true, |t| t.trim().is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "forkserver did not start:\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     (d, port)
 }
 

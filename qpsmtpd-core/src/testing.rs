@@ -150,6 +150,15 @@ impl TestServer {
         self.dir.path()
     }
 
+    /// One whole session from 127.0.0.1: banner, `EHLO client.example`, MAIL and RCPT
+    /// (which must be accepted), DATA with `body`; returns the reply to the message.
+    pub fn send_message(&self, from: &str, to: &[&str], body: &str) -> String {
+        let mut s = self.session();
+        s.connect();
+        s.command("EHLO client.example");
+        s.mail(from, to, body)
+    }
+
     /// The spool directory (to check no file is left behind).
     pub fn spool_dir(&self) -> PathBuf {
         self.server.core.spool_dir.clone()
@@ -191,7 +200,7 @@ impl TestSession {
                 self.closed = true;
             }
         }
-        self.session.flush_for_tests();
+        self.session.flush_replies();
         self.handle.take_output()
     }
 
@@ -223,9 +232,9 @@ impl TestSession {
         self.data(body)
     }
 
-    /// Closes the client side: the session sees EOF and ends.
+    /// The client hangs up: the session reads EOF (the memory transport has nothing more
+    /// to give) and ends.
     pub fn hang_up(&mut self) -> String {
-        self.handle.close();
         while !self.closed {
             if self.session.step() == Flow::Close {
                 self.closed = true;

@@ -139,7 +139,6 @@ impl<I: AsFd + Send, O: AsFd + Send> Transport for FdTransport<I, O> {
 struct Pipe {
     input: VecDeque<u8>,
     output: Vec<u8>,
-    closed: bool,
     /// Largest read handed out at once (to exercise input split across reads).
     max_read: Option<usize>,
 }
@@ -176,12 +175,6 @@ impl MemoryHandle {
     /// Bytes queued but not yet read by the session.
     pub fn pending_input(&self) -> usize {
         self.0.lock().unwrap().input.len()
-    }
-
-    /// After this, reads past the queued input return EOF at once. Before it, they return
-    /// EOF too (a test has nothing more to say), so this only documents intent.
-    pub fn close(&self) {
-        self.0.lock().unwrap().closed = true;
     }
 
     /// Hands out at most `n` bytes per read.

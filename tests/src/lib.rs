@@ -392,6 +392,11 @@ impl Client {
 
     pub fn connect_to(addr: SocketAddr) -> (Client, String) {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        Client::on(s)
+    }
+
+    /// A client on a connected stream; reads the banner.
+    fn on(s: TcpStream) -> (Client, String) {
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         let mut c = Client {
@@ -489,15 +494,7 @@ impl Client {
             SocketAddr::V6(a) => connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
         }
         .unwrap_or_else(|e| panic!("connect {from} -> {addr}: {e}"));
-        let s = TcpStream::from(fd);
-        s.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let mut c = Client {
-            reader: BufReader::new(s.try_clone().expect("clone")),
-            writer: s,
-        };
-        let banner = c.reply();
-        (c, banner)
+        Client::on(TcpStream::from(fd))
     }
 }
 

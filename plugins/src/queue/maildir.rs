@@ -471,10 +471,7 @@ mod tests {
     }
 
     fn send(server: &TestServer, to: &[&str], body: &str) -> String {
-        let mut s = server.session();
-        s.connect();
-        s.command("EHLO client.example");
-        s.mail("sender@example.org", to, body)
+        server.send_message("sender@example.org", to, body)
     }
 
     /// The files in `dir`, sorted by name.

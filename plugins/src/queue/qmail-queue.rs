@@ -392,24 +392,12 @@ mod tests {
         h.build().unwrap()
     }
 
-    fn send(server: &TestServer, from: &str, to: &[&str], body: &str) -> String {
-        let mut s = server.session();
-        s.connect();
-        s.command("EHLO client.example");
-        s.mail(from, to, body)
-    }
-
     #[test]
     fn hands_over_message_and_envelope() {
         let qq = FakeQueue::new();
         let logs = Logs::default();
         let server = server_with(&qq.program(), &[], &logs);
-        let reply = send(
-            &server,
-            "s@example.org",
-            &["a@example.com", "b@example.com"],
-            BODY,
-        );
+        let reply = server.send_message("s@example.org", &["a@example.com", "b@example.com"], BODY);
         let text = reply.strip_prefix("250 2.0.0 Queued! ").expect(&reply);
         let words: Vec<&str> = text.split_whitespace().collect();
         assert_eq!(words.len(), 4, "{reply}");
@@ -439,7 +427,7 @@ mod tests {
     fn null_sender_and_no_message_id() {
         let qq = FakeQueue::new();
         let server = server_with(&qq.program(), &[], &Logs::default());
-        let reply = send(&server, "", &["a@example.com"], "Subject: bounce\r\n\r\nx");
+        let reply = server.send_message("", &["a@example.com"], "Subject: bounce\r\n\r\nx");
         let text = reply.strip_prefix("250 2.0.0 Queued! ").expect(&reply);
         assert_eq!(text.trim_end().split(' ').count(), 3, "{reply:?}");
         assert_eq!(qq.record("envelope").unwrap(), b"F\0Ta@example.com\0\0");
@@ -482,7 +470,7 @@ mod tests {
         ];
         for (status, want) in cases {
             qq.exit_with(status);
-            let reply = send(&server, "s@example.org", &["a@example.com"], BODY);
+            let reply = server.send_message("s@example.org", &["a@example.com"], BODY);
             assert_eq!(reply, format!("{want}\r\n"), "exit {status}");
         }
         let line = logs.find("error: ").unwrap();
@@ -499,7 +487,7 @@ mod tests {
         let server = server_with(&qq.program(), &[], &logs);
         // More than a pipe holds, so the write cannot finish before the program is gone.
         let big = format!("Subject: big\r\n\r\n{}", "x".repeat(100).repeat(3000));
-        let reply = send(&server, "s@example.org", &["a@example.com"], &big);
+        let reply = server.send_message("s@example.org", &["a@example.com"], &big);
         assert_eq!(reply, "451 4.3.0 qq read error\r\n");
         let line = logs.find("error: ").unwrap();
         assert!(line.contains("writing the message"), "{line}");
@@ -511,7 +499,7 @@ mod tests {
         let missing = dir.path().join("no-such-qmail-queue");
         let logs = Logs::default();
         let server = server_with(missing.to_str().unwrap(), &[], &logs);
-        let reply = send(&server, "s@example.org", &["a@example.com"], BODY);
+        let reply = server.send_message("s@example.org", &["a@example.com"], BODY);
         assert_eq!(reply, "451 4.3.0 unable to exec qq\r\n");
         let line = logs.find("error: cannot run").unwrap();
         assert!(line.contains("no-such-qmail-queue"), "{line}");

@@ -603,10 +603,7 @@ mod tests {
     }
 
     fn send(server: &TestServer, to: &[&str], body: &str) -> String {
-        let mut s = server.session();
-        s.connect();
-        s.command("EHLO client.example");
-        s.mail("s@example.org", to, body)
+        server.send_message("s@example.org", to, body)
     }
 
     /// The smtp-sink header lines named `name`.

@@ -58,13 +58,6 @@ impl Io {
         }
     }
 
-    /// Drops all buffered input (after STARTTLS, plaintext must not carry over).
-    #[allow(dead_code)]
-    pub(crate) fn discard_input(&mut self) {
-        self.start = 0;
-        self.end = 0;
-    }
-
     /// Reads more input, sending pending replies first (the client may be waiting for them).
     pub(crate) fn fill(&mut self, deadline: Instant) -> ReadOutcome {
         if self.flush().is_err() {

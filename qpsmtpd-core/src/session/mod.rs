@@ -129,7 +129,7 @@ impl Session {
     }
 
     /// Sends replies still queued (the session batches them until it would wait for input).
-    pub fn flush_for_tests(&mut self) {
+    pub fn flush_replies(&mut self) {
         self.flush();
     }
 

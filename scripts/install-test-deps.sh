@@ -7,9 +7,11 @@ set -eu
 
 need=""
 for pair in tcpserver:ucspi-tcp tcprules:ucspi-tcp xinetd:xinetd swaks:swaks \
-            smtp-sink:postfix smtp-source:postfix python3:python3 groff:groff-base; do
+            smtp-sink:postfix smtp-source:postfix python3:python3 groff:groff-base \
+            systemd-socket-activate:systemd; do
     prog=${pair%%:*} pkg=${pair#*:}
-    if ! command -v "$prog" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$prog" ]; then
+    # Look in the system directories only: the tests run /usr/bin/python3, not a pyenv shim.
+    if [ ! -x "/usr/bin/$prog" ] && [ ! -x "/usr/sbin/$prog" ] && [ ! -x "/bin/$prog" ]; then
         need="$need $pkg"
     fi
 done

@@ -82,6 +82,16 @@ impl Forkserver {
                 nix::unistd::getgid()
             ),
         );
+        if args.max_from_ip > 0 && !server.chain.has_hook(qpsmtpd_core::Hook::PreConnection) {
+            server.log_core(
+                Level::Warn,
+                None,
+                &format!(
+                    "--max-from-ip {} is not enforced: no plugin hooks pre-connection (add hosts_allow to config/plugins)",
+                    args.max_from_ip
+                ),
+            );
+        }
         if args.detach {
             detach()?;
         }

@@ -118,80 +118,57 @@ fn forwards_envelope_and_message_to_the_downstream_server() {
     assert!(site.spool_files().is_empty());
 }
 
-#[test]
-fn downstream_permanent_rcpt_refusal_reaches_our_client() {
+/// Sends one message through us to a downstream smtp-sink started with `sink_args` (or to
+/// a closed port when `None`), checks that our session is still in step afterwards, and
+/// returns our reply to the message.
+fn forward_one(sink_args: Option<&[&str]>, to: &str) -> String {
     let probe = Site::new();
-    let (_sink, sink_port, _dir) = smtp_sink(
-        &probe,
-        &["-f", "RCPT", "-B", "550 5.1.1 Recipient unknown downstream"],
-    );
+    let sink = sink_args.map(|args| smtp_sink(&probe, args));
+    let sink_port = sink.as_ref().map_or_else(free_port, |(_, port, _)| *port);
     let site = forwarding_site(sink_port);
     let (_server, port) = tcpserver(&site, None, &[]);
     let mut c = hello(port);
     let reply = c.send_mail(
         "a@sender.test",
-        &["nobody@example.com"],
-        "Subject: for nobody\r\n\r\nhello\r\n",
+        &[to],
+        "Subject: forwarded\r\n\r\nhello\r\n",
+    );
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK\r\n");
+    assert!(c.cmd("QUIT").starts_with("221 "));
+    assert!(site.spool_files().is_empty());
+    reply
+}
+
+#[test]
+fn downstream_permanent_rcpt_refusal_reaches_our_client() {
+    let reply = forward_one(
+        Some(&["-f", "RCPT", "-B", "550 5.1.1 Recipient unknown downstream"]),
+        "nobody@example.com",
     );
     assert!(
         reply.starts_with("550 5.1.1 ") && reply.contains("Recipient unknown downstream"),
         "the downstream reply was not passed through: {reply:?}"
     );
-    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK\r\n");
-    assert!(c.cmd("QUIT").starts_with("221 "));
 }
 
 #[test]
 fn downstream_temporary_rcpt_refusal_is_temporary_for_our_client() {
-    let probe = Site::new();
-    let (_sink, sink_port, _dir) = smtp_sink(
-        &probe,
-        &["-r", "RCPT", "-b", "450 4.2.0 Mailbox busy downstream"],
-    );
-    let site = forwarding_site(sink_port);
-    let (_server, port) = tcpserver(&site, None, &[]);
-    let mut c = hello(port);
-    let reply = c.send_mail(
-        "a@sender.test",
-        &["joe@example.com"],
-        "Subject: busy\r\n\r\nhello\r\n",
+    let reply = forward_one(
+        Some(&["-r", "RCPT", "-b", "450 4.2.0 Mailbox busy downstream"]),
+        "joe@example.com",
     );
     assert!(reply.starts_with('4'), "not a temporary refusal: {reply:?}");
-    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK\r\n");
-    assert!(c.cmd("QUIT").starts_with("221 "));
 }
 
 #[test]
 fn downstream_hanging_up_after_the_data_is_never_a_250() {
-    let probe = Site::new();
     // smtp-sink reads the final dot and closes the connection without a reply.
-    let (_sink, sink_port, _dir) = smtp_sink(&probe, &["-q", "."]);
-    let site = forwarding_site(sink_port);
-    let (_server, port) = tcpserver(&site, None, &[]);
-    let mut c = hello(port);
-    let reply = c.send_mail(
-        "a@sender.test",
-        &["joe@example.com"],
-        "Subject: lost\r\n\r\nhello\r\n",
-    );
+    let reply = forward_one(Some(&["-q", "."]), "joe@example.com");
     assert!(reply.starts_with("451 "), "{reply:?}");
-    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK\r\n");
-    assert!(c.cmd("QUIT").starts_with("221 "));
 }
 
 #[test]
 fn downstream_port_closed_gives_451_4_4_1() {
-    let closed = free_port();
-    let site = forwarding_site(closed);
-    let (_server, port) = tcpserver(&site, None, &[]);
-    let mut c = hello(port);
-    let reply = c.send_mail(
-        "a@sender.test",
-        &["joe@example.com"],
-        "Subject: nowhere to go\r\n\r\nhello\r\n",
-    );
+    let reply = forward_one(None, "joe@example.com");
     assert!(reply.starts_with("451 4.4.1 "), "{reply:?}");
-    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK\r\n");
-    assert!(c.cmd("QUIT").starts_with("221 "));
-    assert!(site.spool_files().is_empty());
 }

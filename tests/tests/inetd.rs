@@ -256,32 +256,39 @@ fn xinetd_peer_address_comes_from_the_socket() {
     // Under xinetd, stderr is the client's socket too: this site logs nothing.
     let site = Site::new().file("loglevel", "0");
     let (_xinetd, port) = xinetd(&site);
-    let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4));
-    let (mut c, banner) = Client::connect_from(from, ([127, 0, 0, 1], port).into());
-    assert!(banner.starts_with("220 test.example ESMTP"), "{banner:?}");
-    let ehlo = c.cmd("EHLO xinetd.test");
-    assert!(
-        ehlo.starts_with("250-test.example Hi [127.0.0.4] [127.0.0.4]\r\n"),
-        "{ehlo:?}"
-    );
+    let mut c = greet_from(port, 4, "xinetd.test");
     assert_eq!(
         c.cmd("HELO xinetd.test"),
         "250 test.example Hi [127.0.0.4] [127.0.0.4]; I am so happy to meet you.\r\n"
     );
+    deliver_and_check_received(&site, c, 4, "xinetd.test");
+}
+
+/// Connects from 127.0.0.`octet` and says EHLO; the server must see that address.
+fn greet_from(port: u16, octet: u8, helo: &str) -> Client {
+    let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet));
+    let (mut c, banner) = Client::connect_from(from, ([127, 0, 0, 1], port).into());
+    assert!(banner.starts_with("220 test.example ESMTP"), "{banner:?}");
+    let ehlo = c.cmd(&format!("EHLO {helo}"));
+    let hi = format!("250-test.example Hi [{from}] [{from}]\r\n");
+    assert!(ehlo.starts_with(&hi), "{ehlo:?}");
+    c
+}
+
+/// Sends one message, quits, and checks the maildir holds it with a Received header that
+/// names 127.0.0.`octet` and the HELO name.
+fn deliver_and_check_received(site: &Site, mut c: Client, octet: u8, helo: &str) {
     let reply = c.send_mail(
         "a@sender.test",
         &["joe@example.com"],
-        &message("via xinetd", "hello"),
+        &message(helo, "hello"),
     );
     assert!(reply.starts_with("250 2.0.0 "), "{reply:?}");
     assert!(c.cmd("QUIT").starts_with("221 "));
     let messages = site.messages();
     assert_eq!(messages.len(), 1);
-    assert!(
-        lf(&messages[0]).contains("Received: from [127.0.0.4] (HELO xinetd.test) (127.0.0.4)\n"),
-        "{}",
-        messages[0]
-    );
+    let received = format!("Received: from [127.0.0.{octet}] (HELO {helo}) (127.0.0.{octet})\n");
+    assert!(lf(&messages[0]).contains(&received), "{}", messages[0]);
 }
 
 #[test]
@@ -323,28 +330,8 @@ fn systemd_socket_activate_inetd_mode() {
     wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(10));
 
     // No environment at all: the peer is what getpeername(0) says.
-    let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6));
-    let (mut c, banner) = Client::connect_from(from, ([127, 0, 0, 1], port).into());
-    assert!(banner.starts_with("220 test.example ESMTP"), "{banner:?}");
-    let ehlo = c.cmd("EHLO systemd.test");
-    assert!(
-        ehlo.starts_with("250-test.example Hi [127.0.0.6] [127.0.0.6]\r\n"),
-        "{ehlo:?}"
-    );
-    let reply = c.send_mail(
-        "a@sender.test",
-        &["joe@example.com"],
-        &message("via systemd-socket-activate", "hello"),
-    );
-    assert!(reply.starts_with("250 2.0.0 "), "{reply:?}");
-    assert!(c.cmd("QUIT").starts_with("221 "));
-    let messages = site.messages();
-    assert_eq!(messages.len(), 1);
-    assert!(
-        lf(&messages[0]).contains("Received: from [127.0.0.6] (HELO systemd.test) (127.0.0.6)\n"),
-        "{}",
-        messages[0]
-    );
+    let c = greet_from(port, 6, "systemd.test");
+    deliver_and_check_received(&site, c, 6, "systemd.test");
     // The activator's stderr is the session's stderr: the log is there, and the session
     // ends cleanly.
     let log = activator.wait_for_log("dispatching EHLO systemd.test", WAIT);

@@ -76,9 +76,19 @@ use qpsmtpd_core::connection::strip_mapped;
 use qpsmtpd_core::log::Level;
 use qpsmtpd_core::net::IpRule;
 use qpsmtpd_core::{
-    ConfigError, ConfigLine, Context, Hook, Plugin, PreConnection, Registration, Setup, Verdict,
+    ConfigError, ConfigLine, Context, Hook, Plugin, PluginSpec, PreConnection, Registration, Setup,
+    Verdict,
 };
 use std::net::IpAddr;
+
+// Its verdicts are the ones its rules file names, so it takes no reject arguments.
+pub const SPEC: PluginSpec = PluginSpec {
+    name: "hosts_allow",
+    factory: new,
+    args: &[],
+    rejects: false,
+    example: "",
+};
 
 pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
     setup.no_args()?;

@@ -15,32 +15,11 @@ pub mod relay;
 
 /// Every plugin that `config/plugins` (or `config/logging`) can name.
 pub const CATALOGUE: &[PluginSpec] = &[
-    PluginSpec {
-        name: "hosts_allow",
-        factory: hosts_allow::new,
-    },
-    PluginSpec {
-        name: "relay",
-        factory: relay::new,
-    },
-    PluginSpec {
-        name: "rcpt_ok",
-        factory: rcpt_ok::new,
-    },
-    PluginSpec {
-        name: "queue/maildir",
-        factory: queue::maildir::new,
-    },
-    PluginSpec {
-        name: "queue/qmail-queue",
-        factory: queue::qmail_queue::new,
-    },
-    PluginSpec {
-        name: "queue/smtp-forward",
-        factory: queue::smtp_forward::new,
-    },
-    PluginSpec {
-        name: "logging/warn",
-        factory: logging::warn::new,
-    },
+    hosts_allow::SPEC,
+    relay::SPEC,
+    rcpt_ok::SPEC,
+    queue::maildir::SPEC,
+    queue::qmail_queue::SPEC,
+    queue::smtp_forward::SPEC,
+    logging::warn::SPEC,
 ];

@@ -19,6 +19,21 @@
 //!
 //! # CONFIGURATION
 //!
+//! ## reject *0|1|naughty*
+//!
+//! Default: `1`. What a failed check does: `1` rejects at once, `0` only logs
+//! `fail, tolerated` and lets the client go on, `naughty` keeps the rejection for the
+//! `naughty` plugin to deliver later.
+//!
+//! ## reject_type *perm|temp|disconnect|temp_disconnect*
+//!
+//! Default: `perm`. How to reject: `perm` with a 5xx reply, `temp` with a 4xx reply,
+//! `disconnect` with a 5xx reply and closing the connection, `temp_disconnect` with 421 and
+//! closing.
+//!
+//! They apply to the refusal of a recipient outside our domains; with `reject 0` or
+//! `reject naughty` no plugin accepts the recipient and the core answers `450 4.7.1`.
+//!
 //! ## loglevel *N|+N|-N*
 //!
 //! Default: none. Every plugin takes it: an absolute level (0-7 or a name such as `LOGINFO`)
@@ -60,16 +75,26 @@ use crate::relay::RELAYING_DENIED;
 use qpsmtpd_core::config::CdbMap;
 use qpsmtpd_core::protocol::address::{is_address_literal, is_domain};
 use qpsmtpd_core::{
-    Address, ConfigError, Context, Hook, Params, Plugin, Registration, Setup, Verdict,
+    Address, ConfigError, Context, Hook, Params, Plugin, PluginSpec, Registration, Reject,
+    RejectMode, RejectType, Setup, Verdict,
 };
 use std::collections::HashSet;
 
 /// Recipients without a domain that are accepted anyway (RFC 5321 §4.5.1).
 const HOSTLESS_USERS: [&str; 2] = ["postmaster", "abuse"];
 
+pub const SPEC: PluginSpec = PluginSpec {
+    name: "rcpt_ok",
+    factory: new,
+    args: &["reject", "reject_type"],
+    rejects: true,
+    example: "",
+};
+
 pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
-    setup.no_args()?;
+    let pairs = setup.pairs()?;
     let mut plugin = RcptOk {
+        reject: setup.reject(&pairs, RejectMode::On, RejectType::Perm)?,
         domains: HashSet::new(),
         parents: Vec::new(),
         more: setup.config.map("morercpthosts")?,
@@ -90,6 +115,7 @@ pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
 }
 
 struct RcptOk {
+    reject: Reject,
     /// `rcpthosts` lines naming one domain, lower-cased.
     domains: HashSet<String>,
     /// `rcpthosts` lines starting with `.`, lower-cased, dot kept.
@@ -149,8 +175,8 @@ impl Plugin for RcptOk {
                 Verdict::ok()
             }
             None => {
-                cx.fail(format!("{} is not one of our domains", rcpt.format()));
-                Verdict::deny(RELAYING_DENIED)
+                let why = format!("{} is not one of our domains", rcpt.format());
+                self.reject.apply(cx, RELAYING_DENIED, &why)
             }
         }
     }
@@ -287,7 +313,10 @@ mod tests {
             e.ends_with("rcpthosts:1: \"..example.com\" is not a domain name"),
             "{e}"
         );
-        let e = err(harness("example.com").file("plugins", "rcpt_ok 1"));
-        assert!(e.contains("plugins:1: rcpt_ok: takes no arguments"), "{e}");
+        let e = err(harness("example.com").file("plugins", "rcpt_ok bogus 1"));
+        assert!(
+            e.contains("plugins:1: rcpt_ok: unknown argument \"bogus\""),
+            "{e}"
+        );
     }
 }

@@ -36,6 +36,20 @@
 //! are passed on to the following `rcpt` plugins, so `rcpt_ok` must still be loaded (it
 //! accepts relay clients and authenticated users).
 //!
+//! ## reject *0|1|naughty*
+//!
+//! Default: `1`. What a failed check does: `1` rejects at once, `0` only logs
+//! `fail, tolerated` and lets the client go on, `naughty` keeps the rejection for the
+//! `naughty` plugin to deliver later.
+//!
+//! ## reject_type *perm|temp|disconnect|temp_disconnect*
+//!
+//! Default: `perm`. How to reject: `perm` with a 5xx reply, `temp` with a 4xx reply,
+//! `disconnect` with a 5xx reply and closing the connection, `temp_disconnect` with 421 and
+//! closing.
+//!
+//! They apply to the `only 1` refusal.
+//!
 //! ## loglevel *N|+N|-N*
 //!
 //! Default: none. Every plugin takes it: an absolute level (0-7 or a name such as `LOGINFO`)
@@ -84,17 +98,27 @@ use qpsmtpd_core::config::CdbMap;
 use qpsmtpd_core::connection::strip_mapped;
 use qpsmtpd_core::net::IpList;
 use qpsmtpd_core::{
-    Address, ConfigError, Context, Hook, Params, Plugin, Registration, Setup, Verdict,
+    Address, ConfigError, Context, Hook, Params, Plugin, PluginSpec, Registration, Reject,
+    RejectMode, RejectType, Setup, Verdict,
 };
 use std::net::{IpAddr, Ipv6Addr};
 
 /// The refusal for a client that may not relay (also used by `rcpt_ok`).
 pub(crate) const RELAYING_DENIED: &str = "5.7.1 Relaying denied";
 
+pub const SPEC: PluginSpec = PluginSpec {
+    name: "relay",
+    factory: new,
+    args: &["only", "reject", "reject_type"],
+    rejects: true,
+    example: "only 1",
+};
+
 pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
-    let args = setup.pairs(&["only"])?;
+    let args = setup.pairs()?;
     Ok(Box::new(Relay {
         only: args.flag("only", false).map_err(|e| setup.error(e))?,
+        reject: setup.reject(&args, RejectMode::On, RejectType::Perm)?,
         deny: IpList::load(setup.config, "norelayclients")?,
         allow: IpList::load(setup.config, "relayclients")?,
         more: setup.config.map("morerelayclients")?,
@@ -103,6 +127,7 @@ pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
 
 struct Relay {
     only: bool,
+    reject: Reject,
     deny: IpList,
     allow: IpList,
     more: Option<CdbMap>,
@@ -162,12 +187,12 @@ impl Plugin for Relay {
             cx.pass(format!("relay only: {} may relay", conn.info.remote_ip));
             return Verdict::Declined;
         }
-        cx.fail(format!(
+        let why = format!(
             "relay only: {} may not relay to {}",
             conn.info.remote_ip,
             rcpt.format()
-        ));
-        Verdict::deny(RELAYING_DENIED)
+        );
+        self.reject.apply(cx, RELAYING_DENIED, &why)
     }
 }
 

@@ -138,6 +138,7 @@ fn load_line(
     let log_adjust = take_loglevel(&mut args).map_err(|e| line.error(format!("{name}: {e}")))?;
     let setup = Setup {
         name,
+        spec,
         args: &args,
         origin: &line.origin,
         loglevel: log_adjust,

@@ -124,8 +124,21 @@ impl<'a> Context<'a> {
             level,
             hook: Some(self.hook),
             plugin,
+            session: Some(&self.st.session_id),
+            transaction: self.st.transaction_number,
             message: &message,
         });
+    }
+
+    /// This connection's id, as in every log line (`<time>.<pid>.<n>`).
+    pub fn session_id(&self) -> &str {
+        &self.st.session_id
+    }
+
+    /// The current transaction's id: `<session id>.<n>`, n counting from 0 before the
+    /// first MAIL.
+    pub fn transaction_id(&self) -> String {
+        format!("{}.{}", self.st.session_id, self.st.transaction_number)
     }
 
     /// The summary line of a check that passed: `pass: <msg>` at INFO.
@@ -176,6 +189,30 @@ impl<'a> Context<'a> {
         self.st.io.wait_readable(timeout)
     }
 
+    /// Adds `delta` to this connection's score (the `karma` connection note) and returns
+    /// the new score. Plugins record good and bad signs here; the `karma` plugin keeps the
+    /// score across connections.
+    pub fn adjust_karma(&mut self, delta: i64) -> i64 {
+        self.st.conn.notes.add_int("karma", delta)
+    }
+
+    /// The connection's score so far (0 when nothing adjusted it).
+    pub fn karma(&self) -> i64 {
+        self.st.conn.notes.get_int("karma").unwrap_or(0)
+    }
+
+    /// The deferred rejection stored with `reject naughty`, if any: the reply text (its
+    /// plugin's name first) and the reject type the plugin asked for.
+    pub fn naughty(&self) -> Option<(String, crate::reject::RejectType)> {
+        let notes = &self.st.conn.notes;
+        let text = notes.get_str("naughty")?.to_string();
+        let kind = notes
+            .get_str("naughty_reject_type")
+            .and_then(crate::reject::RejectType::parse)
+            .unwrap_or(crate::reject::RejectType::Perm);
+        Some((text, kind))
+    }
+
     /// Relay clients, authenticated users and whitelisted hosts or senders are immune to
     /// content rejections.
     pub fn is_immune(&self) -> bool {
@@ -213,6 +250,8 @@ impl PreConnection<'_> {
                 level,
                 hook: Some(Hook::PreConnection),
                 plugin: Some(&e.name),
+                session: None,
+                transaction: 0,
                 message: &message,
             });
         }

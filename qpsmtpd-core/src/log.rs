@@ -107,14 +107,34 @@ pub struct LogRecord<'a> {
     pub hook: Option<Hook>,
     /// The plugin that logged, or `None` for the core.
     pub plugin: Option<&'a str>,
+    /// The session (connection) the message belongs to, if any.
+    pub session: Option<&'a str>,
+    /// The transaction within the session: 0 before the first MAIL, then 1, 2, ...
+    pub transaction: u32,
     pub message: &'a str,
 }
 
 impl LogRecord<'_> {
-    /// qpsmtpd's line format, without a trailing newline:
-    /// `<pid> (<hook>) <plugin>: message`, or `<pid> message` for the core.
+    /// `<session id>.<transaction number>`, the id that follows one transaction through
+    /// a busy log.
+    pub fn transaction_id(&self) -> Option<String> {
+        self.session.map(|s| format!("{s}.{}", self.transaction))
+    }
+
+    /// qpsmtpd's line format with the transaction id after the pid, without a trailing
+    /// newline: `<pid> <session>.<transaction> (<hook>) <plugin>: message`. Parts that do
+    /// not apply are left out (the forkserver's own lines are `<pid> message`).
     pub fn format_line(&self, pid: u32) -> String {
-        let mut line = format!("{pid} ");
+        self.format_with_prefix(&pid.to_string())
+    }
+
+    /// The line after a prefix of the caller's choice (the pid, a time stamp...).
+    pub fn format_with_prefix(&self, prefix: &str) -> String {
+        let mut line = format!("{prefix} ");
+        if let Some(id) = self.transaction_id() {
+            line.push_str(&id);
+            line.push(' ');
+        }
         if let Some(hook) = self.hook {
             line.push_str(&format!("({hook}) "));
         }
@@ -172,16 +192,20 @@ mod tests {
             level: Level::Info,
             hook: Some(Hook::Rcpt),
             plugin: Some("rcpt_ok"),
+            session: Some("6740a1b2.3039.1"),
+            transaction: 2,
             message: "pass: example.com\nforged",
         };
         assert_eq!(
             r.format_line(42),
-            "42 (rcpt) rcpt_ok: pass: example.com forged"
+            "42 6740a1b2.3039.1.2 (rcpt) rcpt_ok: pass: example.com forged"
         );
         let core = LogRecord {
             level: Level::Info,
             hook: None,
             plugin: None,
+            session: None,
+            transaction: 0,
             message: "250 OK",
         };
         assert_eq!(core.format_line(1), "1 250 OK");

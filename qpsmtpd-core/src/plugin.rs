@@ -208,6 +208,8 @@ pub trait Plugin: Send + Sync {
 pub struct Setup<'a> {
     /// The name as written, without an instance suffix (`queue/maildir`).
     pub name: &'a str,
+    /// What the catalogue says about this plugin.
+    pub spec: &'a PluginSpec,
     /// The words after the name (`loglevel` already taken out by the core).
     pub args: &'a [String],
     /// The `config/plugins` line.
@@ -227,9 +229,19 @@ impl Setup<'_> {
         ConfigError::at(self.origin.clone(), format!("{}: {message}", self.name))
     }
 
-    /// The arguments as `key value` pairs, refusing keys not in `known`.
-    pub fn pairs(&self, known: &[&str]) -> Result<Pairs, ConfigError> {
-        Pairs::parse(self.args, known).map_err(|e| self.error(e))
+    /// The arguments as `key value` pairs, refusing keys the spec does not list.
+    pub fn pairs(&self) -> Result<Pairs, ConfigError> {
+        Pairs::parse(self.args, &self.spec.keys()).map_err(|e| self.error(e))
+    }
+
+    /// The `reject` and `reject_type` arguments, with this plugin's defaults.
+    pub fn reject(
+        &self,
+        pairs: &Pairs,
+        mode: crate::reject::RejectMode,
+        kind: crate::reject::RejectType,
+    ) -> Result<crate::reject::Reject, ConfigError> {
+        crate::reject::Reject::from_pairs(pairs, mode, kind).map_err(|e| self.error(e))
     }
 
     /// Fails if there are arguments (for plugins that take none).
@@ -306,12 +318,33 @@ pub fn parse_flag(v: &str) -> Option<bool> {
 /// A plugin's constructor.
 pub type Factory = fn(&Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError>;
 
-/// A plugin that can be named in `config/plugins`.
+/// A plugin that can be named in `config/plugins`, with the facts about it that tests and
+/// documentation check.
 #[derive(Clone, Copy)]
 pub struct PluginSpec {
     /// The name used in `config/plugins` (`relay`, `queue/maildir`).
     pub name: &'static str,
     pub factory: Factory,
+    /// The arguments it accepts, spelled as its manual heads them: `key value` arguments
+    /// in lower case (`only`, `reject`), positional ones in upper case (`DIR`, `MAX`).
+    /// `loglevel` is not listed: the core takes it for every plugin.
+    pub args: &'static [&'static str],
+    /// True for a plugin whose failed check rejects the client (it then takes `reject`
+    /// and `reject_type`).
+    pub rejects: bool,
+    /// A valid argument line, for tests; `{dir}` stands for a scratch directory.
+    pub example: &'static str,
+}
+
+impl PluginSpec {
+    /// The `key value` arguments (the lower-case entries of [`PluginSpec::args`]).
+    pub fn keys(&self) -> Vec<&'static str> {
+        self.args
+            .iter()
+            .copied()
+            .filter(|a| a.chars().any(|c| c.is_ascii_lowercase()))
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for PluginSpec {

@@ -104,6 +104,7 @@ impl Reject {
             }
             RejectMode::Naughty => {
                 cx.log(crate::log::Level::Info, format!("fail, naughty: {log_msg}"));
+                // The first deferred rejection is the one delivered; later ones only log.
                 let text = format!("({}) {smtp_msg}", cx.plugin_name());
                 let notes = &mut cx.connection_mut().notes;
                 if notes.get("naughty").is_none() {

@@ -8,6 +8,7 @@ use crate::hook::{Hook, Verdict};
 use crate::log::{Level, LogRecord, write_stderr_line};
 use crate::plugin::PluginSpec;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The version shown in the banner, the Received header and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -17,6 +18,8 @@ pub struct Server {
     pub config: Config,
     pub core: CoreConfig,
     pub chain: Chain,
+    /// Sessions started so far (for session ids).
+    sessions: AtomicU64,
 }
 
 impl Server {
@@ -31,11 +34,17 @@ impl Server {
         let core = CoreConfig::load(&config, hostname)?;
         core.prepare_spool_dir()?;
         let chain = Chain::load(&config, &core, catalogue, env)?;
-        Ok(Server {
+        Ok(Server::new(config, core, chain))
+    }
+
+    /// A server from parts already built.
+    pub fn new(config: Config, core: CoreConfig, chain: Chain) -> Server {
+        Server {
             config,
             core,
             chain,
-        })
+            sessions: AtomicU64::new(0),
+        }
     }
 
     /// Logs one record: through the logging plugins when any is loaded, else to stderr if
@@ -65,8 +74,20 @@ impl Server {
             level,
             hook,
             plugin: None,
+            session: None,
+            transaction: 0,
             message,
         });
+    }
+
+    /// A new session id, unique across processes and over time:
+    /// `<unix time, hex>.<pid, hex>.<sessions started by this server>`.
+    pub fn next_session_id(&self) -> String {
+        let n = self.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!("{secs:x}.{:x}.{n}", std::process::id())
     }
 
     /// Would a record at `level` from the core be written anywhere? Saves formatting work.

@@ -113,11 +113,7 @@ impl Harness {
         entries.extend(self.extra);
         let chain = Chain::from_entries(entries);
         Ok(TestServer {
-            server: Arc::new(Server {
-                config,
-                core,
-                chain,
-            }),
+            server: Arc::new(Server::new(config, core, chain)),
             dir: self.dir,
         })
     }

@@ -38,10 +38,20 @@
 //! qpsmtpd(8), qpsmtpd-plugins(7)
 
 use qpsmtpd_core::log::{Level, LogAdjust, write_stderr_line};
-use qpsmtpd_core::{ConfigError, Hook, LogRecord, Plugin, Registration, Setup, Verdict};
+use qpsmtpd_core::{
+    ConfigError, Hook, LogRecord, Plugin, PluginSpec, Registration, Setup, Verdict,
+};
 
 /// The threshold when none is given: qpsmtpd's LOGWARN.
 const DEFAULT_LEVEL: Level = Level::Warn;
+
+pub const SPEC: PluginSpec = PluginSpec {
+    name: "logging/warn",
+    factory: new,
+    args: &["LEVEL"],
+    rejects: false,
+    example: "6",
+};
 
 pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
     let max = match (setup.args, setup.loglevel) {
@@ -169,6 +179,8 @@ mod tests {
             level,
             hook: Some(Hook::Connect),
             plugin: Some("test"),
+            session: None,
+            transaction: 0,
             message,
         };
         let quiet = record(Level::Debug, "logging/warn test: filtered out, not written");

@@ -92,7 +92,7 @@
 
 use qpsmtpd_core::header::clean_header_text;
 use qpsmtpd_core::{
-    Address, ConfigError, Context, Hook, Plugin, Registration, Reply, Setup, Verdict,
+    Address, ConfigError, Context, Hook, Plugin, PluginSpec, Registration, Reply, Setup, Verdict,
 };
 use std::collections::BTreeSet;
 use std::fmt::Display;
@@ -120,6 +120,14 @@ struct Maildir {
     /// This host's name, made safe for a maildir file name.
     host: String,
 }
+
+pub const SPEC: PluginSpec = PluginSpec {
+    name: "queue/maildir",
+    factory: new,
+    args: &["DIR", "SUBDIR", "MODE"],
+    rejects: false,
+    example: "{dir}/maildir",
+};
 
 pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
     let args = setup.args;

@@ -85,7 +85,9 @@
 //! qmail-queue(8), qmail-smtpd(8), qpsmtpd-queue-maildir(7), qpsmtpd-queue-smtp-forward(7)
 
 use nix::fcntl::OFlag;
-use qpsmtpd_core::{ConfigError, Context, Hook, Plugin, Registration, Reply, Setup, Verdict};
+use qpsmtpd_core::{
+    ConfigError, Context, Hook, Plugin, PluginSpec, Registration, Reply, Setup, Verdict,
+};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -183,6 +185,14 @@ struct QmailQueue {
     /// The program unless the connection names another.
     program: PathBuf,
 }
+
+pub const SPEC: PluginSpec = PluginSpec {
+    name: "queue/qmail-queue",
+    factory: new,
+    args: &["PATH"],
+    rejects: false,
+    example: "/bin/true",
+};
 
 pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
     let path = match setup.args {

@@ -71,7 +71,9 @@
 //! qpsmtpd-queue-qmail-queue(7), qpsmtpd-queue-maildir(7), RFC 5321
 
 use qpsmtpd_core::protocol::Enhanced;
-use qpsmtpd_core::{ConfigError, Context, Hook, Plugin, Registration, Reply, Setup, Verdict};
+use qpsmtpd_core::{
+    ConfigError, Context, Hook, Plugin, PluginSpec, Registration, Reply, Setup, Verdict,
+};
 use std::fmt::Display;
 use std::io::{self, BufRead, BufReader, BufWriter, ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -96,6 +98,14 @@ struct SmtpForward {
     host: String,
     port: u16,
 }
+
+pub const SPEC: PluginSpec = PluginSpec {
+    name: "queue/smtp-forward",
+    factory: new,
+    args: &["HOST", "PORT"],
+    rejects: false,
+    example: "127.0.0.1 25",
+};
 
 pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
     let (host, port) = match setup.args {

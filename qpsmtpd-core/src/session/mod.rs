@@ -17,7 +17,7 @@ pub(crate) mod io;
 use crate::connection::{Connection, ConnectionInfo};
 use crate::context::Context;
 use crate::hook::{Hook, Verdict};
-use crate::log::Level;
+use crate::log::{Level, LogRecord};
 use crate::plugin::Plugin;
 use crate::protocol::Reply;
 use crate::respond::{self, Response, Then};
@@ -48,6 +48,10 @@ pub(crate) struct State {
     pub(crate) plugin_state: HashMap<(usize, TypeId), Box<dyn Any + Send>>,
     /// EHLO keywords added by plugins during the current EHLO.
     pub(crate) capabilities: Vec<String>,
+    /// This connection's id in logs.
+    pub(crate) session_id: String,
+    /// Counts transactions: 0 until the first reset, one more at each.
+    pub(crate) transaction_number: u32,
 }
 
 /// An SMTP session.
@@ -63,6 +67,7 @@ impl Session {
         info: ConnectionInfo,
         transport: Box<dyn Transport>,
     ) -> Session {
+        let session_id = server.next_session_id();
         Session {
             server,
             st: State {
@@ -71,6 +76,8 @@ impl Session {
                 txn: Transaction::default(),
                 plugin_state: HashMap::new(),
                 capabilities: Vec::new(),
+                session_id,
+                transaction_number: 0,
             },
             ended: false,
         }
@@ -188,7 +195,7 @@ impl Session {
 
     fn send(&mut self, reply: &Reply) {
         if self.server.logs_at(Level::Info) {
-            self.server.log_core(Level::Info, None, &reply.to_string());
+            self.log(Level::Info, &reply.to_string());
         }
         self.st.io.send(reply);
     }
@@ -199,7 +206,14 @@ impl Session {
 
     fn log(&self, level: Level, message: &str) {
         if self.server.logs_at(level) {
-            self.server.log_core(level, None, message);
+            self.server.log(&LogRecord {
+                level,
+                hook: None,
+                plugin: None,
+                session: Some(&self.st.session_id),
+                transaction: self.st.transaction_number,
+                message,
+            });
         }
     }
 
@@ -248,6 +262,7 @@ impl Session {
     fn reset_transaction(&mut self) {
         self.run_hook(Hook::ResetTransaction, |p, cx| p.reset_transaction(cx));
         self.st.txn = Transaction::default();
+        self.st.transaction_number += 1;
     }
 
     /// Runs a hook's plugins in order until one returns something other than `Declined`.

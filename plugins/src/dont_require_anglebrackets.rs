@@ -1,0 +1,17 @@
+//! # NAME
+//!
+//! dont_require_anglebrackets - (being written)
+
+use qpsmtpd_core::{ConfigError, Plugin, PluginSpec, Setup};
+
+pub const SPEC: PluginSpec = PluginSpec {
+    name: "dont_require_anglebrackets",
+    factory: new,
+    args: &[],
+    rejects: false,
+    example: "",
+};
+
+pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
+    Err(setup.error("not implemented yet"))
+}

@@ -1,0 +1,17 @@
+//! # NAME
+//!
+//! user_config - (being written)
+
+use qpsmtpd_core::{ConfigError, Plugin, PluginSpec, Setup};
+
+pub const SPEC: PluginSpec = PluginSpec {
+    name: "user_config",
+    factory: new,
+    args: &[],
+    rejects: false,
+    example: "",
+};
+
+pub fn new(setup: &Setup<'_>) -> Result<Box<dyn Plugin>, ConfigError> {
+    Err(setup.error("not implemented yet"))
+}

@@ -1,0 +1,3 @@
+//! Virus plugins (hook `data_post`).
+
+pub mod klez_filter;

@@ -259,6 +259,8 @@ pub struct CapturedLog {
     pub level: crate::log::Level,
     pub hook: Option<Hook>,
     pub plugin: Option<String>,
+    pub session: Option<String>,
+    pub transaction: u32,
     pub message: String,
 }
 
@@ -300,6 +302,8 @@ impl Plugin for LogCapture {
             level: record.level,
             hook: record.hook,
             plugin: record.plugin.map(String::from),
+            session: record.session.map(String::from),
+            transaction: record.transaction,
             message: record.message.to_string(),
         });
         Verdict::Declined

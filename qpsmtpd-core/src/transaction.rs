@@ -20,6 +20,9 @@ pub struct Transaction {
     pub(crate) body: Option<Spool>,
     /// Bytes received after DATA, header included, with LF line ends.
     pub data_size: u64,
+    /// The smallest per-recipient `databytes` of the accepted recipients, if any set one
+    /// (through `user_config`); the message may not be larger.
+    pub databytes: Option<u64>,
 }
 
 impl Transaction {

@@ -842,3 +842,99 @@ fn plugins_add_ehlo_keywords_and_keep_per_session_state() {
     assert_eq!(a.command("NOOP"), "250 2.0.0 noop number 2\r\n");
     assert_eq!(b.command("NOOP"), "250 2.0.0 noop number 1\r\n");
 }
+
+/// Per-recipient settings for tests: `big@` may receive 1000 bytes, `small@` 10.
+struct SizePerRecipient;
+impl Plugin for SizePerRecipient {
+    fn hooks(&self) -> Vec<Registration> {
+        vec![Hook::UserConfig.into()]
+    }
+    fn user_config(&self, _: &mut Context<'_>, rcpt: &Address, name: &str) -> Option<Vec<String>> {
+        match (rcpt.user(), name) {
+            ("big", "databytes") => Some(vec!["1000".into()]),
+            ("small", "databytes") => Some(vec!["10".into()]),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn per_recipient_databytes() {
+    let queue = MemoryQueue::default();
+    let server = Harness::new()
+        .plugin("sizes", SizePerRecipient)
+        .plugin("queue", queue.clone())
+        .build()
+        .unwrap();
+    let mut s = server.session();
+    s.connect();
+    s.command("EHLO c");
+    // The announced size is checked against each recipient's limit.
+    s.command("MAIL FROM:<a@example.com> SIZE=500");
+    assert_eq!(
+        s.command("RCPT TO:<big@example.com>"),
+        "250 2.1.5 <big@example.com>, recipient ok\r\n"
+    );
+    assert_eq!(
+        s.command("RCPT TO:<small@example.com>"),
+        "552 5.3.4 Message size exceeds the recipient's maximum message size\r\n"
+    );
+    assert_eq!(s.data(&"x".repeat(400)), "250 2.0.0 Queued!\r\n");
+    // Without SIZE, the smallest limit of the accepted recipients holds for the message.
+    s.command("MAIL FROM:<a@example.com>");
+    s.command("RCPT TO:<big@example.com>");
+    s.command("RCPT TO:<small@example.com>");
+    assert_eq!(s.data(&"x".repeat(400)), "552 5.3.4 Message too big!\r\n");
+    s.command("MAIL FROM:<a@example.com>");
+    s.command("RCPT TO:<other@example.com>");
+    assert_eq!(s.data(&"x".repeat(4000)), "250 2.0.0 Queued!\r\n");
+    assert_eq!(queue.0.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn every_log_line_names_the_session_and_transaction() {
+    let logs = qpsmtpd_core::testing::LogCapture::default();
+    let queue = MemoryQueue::default();
+    let server = Harness::new()
+        .plugin("logs", logs.clone())
+        .plugin("queue", queue)
+        .build()
+        .unwrap();
+    let mut s = server.session();
+    s.connect();
+    s.command("EHLO client.example");
+    s.mail("a@example.com", &["b@example.com"], MESSAGE);
+    s.command("MAIL FROM:<c@example.com>");
+    s.command("QUIT");
+    let records = logs.records();
+    let session = records[0].session.clone().expect("session id");
+    assert!(records.iter().all(|r| r.session.as_ref() == Some(&session)));
+    let events: Vec<(u32, &str)> = records
+        .iter()
+        .filter(|r| {
+            r.level <= qpsmtpd_core::Level::Info && !r.message.starts_with(char::is_numeric)
+        })
+        .map(|r| (r.transaction, r.message.as_str()))
+        .collect();
+    let events: Vec<String> = events.iter().map(|(t, m)| format!("{t} {m}")).collect();
+    let joined = events.join("\n");
+    for want in [
+        "0 connect from 127.0.0.1 ([127.0.0.1])",
+        "0 ehlo client.example",
+        "1 mail from <a@example.com>",
+        "1 rcpt to <b@example.com>: accepted",
+        "1 queued: from <a@example.com> to <b@example.com>: 250 2.0.0 Queued!",
+        "3 mail from <c@example.com>",
+        "3 disconnect",
+    ] {
+        assert!(
+            events.iter().any(|e| e == want),
+            "{want:?} not in:\n{joined}"
+        );
+    }
+    // A second session gets its own id.
+    let mut t = server.session();
+    t.connect();
+    let other = logs.records().last().unwrap().session.clone().unwrap();
+    assert_ne!(other, session);
+}

@@ -3,11 +3,12 @@
 
 use super::{Flow, Session};
 use crate::connection::Hello;
+use crate::context::Context;
 use crate::hook::{Hook, Verdict};
 use crate::log::Level;
 use crate::protocol::command::{parse_mail_args, parse_rcpt_args, split_command};
 use crate::protocol::{Address, Params, PathArgs, Reply};
-use crate::respond::{self, Response};
+use crate::respond::{self, Response, Then};
 use crate::server::VERSION;
 
 type Handler = fn(&mut Session, &str) -> Flow;
@@ -94,6 +95,7 @@ impl Session {
             Response::Proceed(custom) => custom,
             Response::Reply(reply, then) => return self.answer(reply, then),
         };
+        self.log(Level::Info, &format!("{} {host}", cmd.to_ascii_lowercase()));
         self.st.conn.hello = Some(kind);
         self.st.conn.hello_host = Some(host);
         let reply = custom.unwrap_or_else(|| self.hello_reply(kind));
@@ -203,6 +205,7 @@ impl Session {
                 &format!("{addr}, sender OK - how exciting to get mail from you!"),
             )
         });
+        self.log(Level::Info, &format!("mail from {addr}"));
         self.st.txn.sender = Some(sender);
         self.st.txn.mail_params = params;
         self.send(&reply);
@@ -232,21 +235,63 @@ impl Session {
                 return Flow::Continue;
             }
         };
+        let addr = rcpt.format();
         if self.st.txn.recipients.len() >= self.server.core.max_recipients {
-            self.send(&Reply::new(452, "4.5.3", "Too many recipients"));
-            return Flow::Continue;
+            let reply = Reply::new(452, "4.5.3", "Too many recipients");
+            return self.refuse_rcpt(&addr, reply, Then::Stay);
+        }
+        if let Some(reply) = self.size_refused_by(&rcpt) {
+            return self.refuse_rcpt(&addr, reply, Then::Stay);
         }
         let verdict = self.run_hook(Hook::Rcpt, |p, cx| p.rcpt(cx, &rcpt, &params));
-        let addr = rcpt.format();
         let custom = match respond::respond(&respond::RCPT, &verdict, &[("addr", &addr)]) {
             Response::Proceed(custom) => custom,
-            Response::Reply(reply, then) => return self.answer(reply, then),
+            Response::Reply(reply, then) => return self.refuse_rcpt(&addr, reply, then),
         };
         let reply =
             custom.unwrap_or_else(|| Reply::new(250, "2.1.5", &format!("{addr}, recipient ok")));
+        self.log(Level::Info, &format!("rcpt to {addr}: accepted"));
         self.st.txn.recipients.push(rcpt);
         self.send(&reply);
         Flow::Continue
+    }
+
+    /// Refuses a recipient, with the line the log summariser reads.
+    fn refuse_rcpt(&mut self, addr: &str, reply: Reply, then: Then) -> Flow {
+        self.log(Level::Info, &format!("rcpt to {addr}: refused: {reply}"));
+        self.answer(reply, then)
+    }
+
+    /// Per-recipient `databytes` (through the `user_config` hooks): refuses the recipient
+    /// when the announced SIZE is above its limit, else lowers the transaction's limit.
+    fn size_refused_by(&mut self, rcpt: &Address) -> Option<Reply> {
+        if !self.server.chain.has_hook(Hook::UserConfig) {
+            return None;
+        }
+        let server = self.server.clone();
+        let mut cx = Context::new(&mut self.st, &server, None, Hook::Rcpt);
+        let limit = cx
+            .user_config(rcpt, "databytes")
+            .first()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&n| n > 0)?;
+        let announced = self
+            .st
+            .txn
+            .mail_params
+            .get("size")
+            .flatten()
+            .and_then(|s| s.parse::<u64>().ok());
+        if announced.is_some_and(|size| size > limit) {
+            return Some(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds the recipient's maximum message size",
+            ));
+        }
+        let txn = &mut self.st.txn;
+        txn.databytes = Some(txn.databytes.map_or(limit, |l| l.min(limit)));
+        None
     }
 
     /// Parses MAIL/RCPT arguments through the `*_parse` and `*_pre` hooks. On error the

@@ -74,6 +74,15 @@ impl Collector {
     }
 }
 
+/// The message size limit: the server's `databytes` (0 = none) and the recipients' own.
+fn effective_databytes(server: u64, recipients: Option<u64>) -> u64 {
+    match (server, recipients) {
+        (0, Some(r)) => r,
+        (s, Some(r)) => s.min(r),
+        (s, None) => s,
+    }
+}
+
 impl Session {
     /// Reads the message after 354 and answers it.
     pub(super) fn receive_message(&mut self) -> Flow {
@@ -88,7 +97,7 @@ impl Session {
             max_header: core.max_header_size,
             body: Spool::new(&core.spool_dir, core.size_threshold),
             size: 0,
-            databytes: core.databytes,
+            databytes: effective_databytes(core.databytes, self.st.txn.databytes),
             too_big: false,
             write_error: None,
         };
@@ -111,7 +120,11 @@ impl Session {
                     header_verdict,
                     Verdict::DenyDisconnect(_) | Verdict::DenySoftDisconnect(_)
                 ) {
-                    return self.answer_by(&respond::DATA_HEADERS_END, &header_verdict, &[]);
+                    if let Response::Reply(reply, then) =
+                        respond::respond(&respond::DATA_HEADERS_END, &header_verdict, &[])
+                    {
+                        return self.conclude_message(reply, then);
+                    }
                 }
             }
             if end.is_some() {
@@ -157,17 +170,19 @@ impl Session {
             None
         };
         if let Some(reply) = refusal {
-            return self.answer(reply, Then::Reset);
+            return self.conclude_message(reply, Then::Reset);
         }
-        if header_verdict.is_deny() {
-            return self.answer_by(&respond::DATA_HEADERS_END, &header_verdict, &[]);
+        if let Response::Reply(reply, then) =
+            respond::respond(&respond::DATA_HEADERS_END, &header_verdict, &[])
+        {
+            return self.conclude_message(reply, then);
         }
         if let Err(e) = c.body.flush() {
             self.log(
                 Level::Error,
                 &format!("error: cannot write spool file: {e}"),
             );
-            return self.answer(
+            return self.conclude_message(
                 Reply::new(451, "4.3.0", "Error storing the message, try again later"),
                 Then::Reset,
             );
@@ -194,7 +209,9 @@ impl Session {
                 Level::Info,
                 "client disconnected during DATA, message discarded",
             );
-            self.send(&Reply::new(451, "4.3.0", "Incomplete DATA"));
+            let reply = Reply::new(451, "4.3.0", "Incomplete DATA");
+            self.log_outcome(&reply);
+            self.send(&reply);
         }
         self.lost(how)
     }

@@ -16,11 +16,11 @@ impl Session {
 
         let verdict = self.run_hook(Hook::DataPost, |p, cx| p.data_post(cx));
         if let Response::Reply(reply, then) = respond::respond(&respond::DATA_POST, &verdict, &[]) {
-            return self.answer(reply, then);
+            return self.conclude_message(reply, then);
         }
         let verdict = self.run_hook(Hook::QueuePre, |p, cx| p.queue_pre(cx));
         if let Response::Reply(reply, then) = respond::respond(&respond::QUEUE_PRE, &verdict, &[]) {
-            return self.answer(reply, then);
+            return self.conclude_message(reply, then);
         }
         let verdict = self.run_hook(Hook::Queue, |p, cx| p.queue(cx));
         let (reply, then) = match respond::respond(&respond::QUEUE, &verdict, &[]) {
@@ -35,6 +35,41 @@ impl Session {
                 Then::Reset,
             ),
         };
+        self.log_outcome(&reply);
+        self.send(&reply);
+        // The client hears the outcome before queue_post runs (it may be slow).
+        self.flush();
+        let verdict = self.run_hook(Hook::QueuePost, |p, cx| p.queue_post(cx));
+        if !matches!(verdict, Verdict::Declined | Verdict::Ok(_)) {
+            self.log(Level::Error, &format!("queue_post: {verdict}"));
+        }
+        self.end_transaction(then)
+    }
+
+    /// Answers a message that was not queued (refused after DATA, or lost on the way).
+    pub(super) fn conclude_message(&mut self, reply: Reply, then: Then) -> Flow {
+        self.log_outcome(&reply);
+        self.send(&reply);
+        self.end_transaction(then)
+    }
+
+    /// After the reply to a message the transaction is over, whatever the table said.
+    fn end_transaction(&mut self, then: Then) -> Flow {
+        match then {
+            Then::Disconnect => {
+                self.end();
+                Flow::Close
+            }
+            Then::Reset | Then::Stay => {
+                self.reset_transaction();
+                Flow::Continue
+            }
+        }
+    }
+
+    /// The line the log summariser reads for a message's fate:
+    /// `queued: from <s> to <r1>,<r2>: <reply>` or `not queued: ...`.
+    pub(super) fn log_outcome(&self, reply: &Reply) {
         let (sender, rcpts) = self.envelope_for_log();
         let outcome = if reply.is_positive() {
             "queued"
@@ -45,23 +80,6 @@ impl Session {
             Level::Info,
             &format!("{outcome}: from {sender} to {rcpts}: {reply}"),
         );
-        self.send(&reply);
-        // The client hears the outcome before queue_post runs (it may be slow).
-        self.flush();
-        let verdict = self.run_hook(Hook::QueuePost, |p, cx| p.queue_post(cx));
-        if !matches!(verdict, Verdict::Declined | Verdict::Ok(_)) {
-            self.log(Level::Error, &format!("queue_post: {verdict}"));
-        }
-        match then {
-            Then::Disconnect => {
-                self.end();
-                Flow::Close
-            }
-            _ => {
-                self.reset_transaction();
-                Flow::Continue
-            }
-        }
     }
 
     fn envelope_for_log(&self) -> (String, String) {

@@ -93,6 +93,13 @@ impl Session {
 
     /// Runs the `connect` hooks and sends the banner (or the rejection).
     pub fn start(&mut self) -> Flow {
+        let info = &self.st.conn.info;
+        let event = format!(
+            "connect from {} ({})",
+            info.remote_ip,
+            info.remote_info_display()
+        );
+        self.log(Level::Info, &event);
         let verdict = self.run_hook(Hook::Connect, |p, cx| p.connect(cx));
         match respond::respond(&respond::CONNECT, &verdict, &[]) {
             Response::Proceed(custom) => {
@@ -251,6 +258,7 @@ impl Session {
         }
         self.ended = true;
         self.flush();
+        self.log(Level::Info, "disconnect");
         self.st.conn.notes.set("disconnected", true);
         self.run_hook(Hook::Disconnect, |p, cx| p.disconnect(cx));
         self.reset_transaction();

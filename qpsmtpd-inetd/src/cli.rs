@@ -1,6 +1,6 @@
 //! Command-line options.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -15,6 +15,9 @@ connection (the forkserver).\n\nControl files are looked up in --config-dir, $QP
 /etc/qpsmtpd and $QMAIL/control, in that order, file by file."
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Directory searched first for control files (plugins, me, rcpthosts, ...).
     #[arg(long, value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
@@ -50,4 +53,15 @@ pub struct Args {
     /// Seconds to let sessions finish after SIGTERM before they are killed.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub shutdown_timeout: u64,
+}
+
+/// Tools that come with the server.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Print one row per connection from a qpsmtpd log (loglevel 6 or more): IP, HELO,
+    /// sender, recipients, each plugin's pass/fail, and what became of the mail.
+    Summarize {
+        /// Log files to read (default: standard input).
+        files: Vec<PathBuf>,
+    },
 }

@@ -14,3 +14,4 @@ pub mod inetd;
 pub mod load;
 pub mod pidfile;
 pub mod privileges;
+pub mod summarize;

@@ -5,7 +5,7 @@
 //! forkserver: it binds, drops privileges, and starts one child per connection.
 
 use clap::Parser;
-use qpsmtpd_inetd::{cli, forkserver, inetd};
+use qpsmtpd_inetd::{cli, forkserver, inetd, summarize};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -25,9 +25,44 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         qpsmtpd_core::log::write_stderr_line(&format!("{} panic: {what}{at}", std::process::id()));
     }));
+    if let Some(cli::Command::Summarize { files }) = &args.command {
+        return summarize_files(files);
+    }
     if args.listen.is_empty() {
         inetd::serve(&args)
     } else {
         forkserver::run(&args)
+    }
+}
+
+/// `qpsmtpd summarize [FILE...]`: the files one after the other, streamed.
+fn summarize_files(files: &[std::path::PathBuf]) -> ExitCode {
+    use std::io::Read;
+    let mut out = std::io::stdout().lock();
+    let result = if files.is_empty() {
+        summarize::summarize(std::io::stdin().lock(), &mut out)
+    } else {
+        let mut input: Box<dyn Read> = Box::new(std::io::empty());
+        let mut opened = Ok(());
+        for f in files {
+            match std::fs::File::open(f) {
+                Ok(file) => input = Box::new(input.chain(file)),
+                Err(e) => {
+                    opened = Err(std::io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", f.display()),
+                    ));
+                    break;
+                }
+            }
+        }
+        opened.and_then(|()| summarize::summarize(std::io::BufReader::new(input), &mut out))
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qpsmtpd summarize: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

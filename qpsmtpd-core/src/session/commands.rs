@@ -405,9 +405,8 @@ impl Session {
     fn quit(&mut self, _rest: &str) -> Flow {
         let verdict = self.run_hook(Hook::Quit, |p, cx| p.quit(cx));
         let me = self.server.core.me.clone();
-        let flow = self.answer_by(&respond::QUIT, &verdict, &[("me", &me)]);
         self.log(Level::Info, "click, disconnecting");
-        flow
+        self.answer_by(&respond::QUIT, &verdict, &[("me", &me)])
     }
 
     fn unrecognized(&mut self, verb: &str, rest: &str) -> Flow {

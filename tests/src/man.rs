@@ -188,6 +188,68 @@ pub fn plugin_doc(workspace: &Path, name: &'static str) -> Result<PluginDoc, Str
     })
 }
 
+/// The `##` headings of the CONFIGURATION section: (the heading's first word, the text of
+/// the paragraph that follows it). `## only *0|1*` gives `("only", "Default: 0. ...")`.
+pub fn argument_sections(markdown: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut h1: Option<String> = None;
+    let mut in_configuration = false;
+    let mut h2: Option<String> = None;
+    let mut pending: Option<String> = None;
+    let mut para: Option<String> = None;
+    for event in parser(markdown) {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => {
+                if let (Some(name), Some(p)) = (pending.take(), para.take()) {
+                    out.push((name, p));
+                }
+                match level {
+                    HeadingLevel::H1 => h1 = Some(String::new()),
+                    HeadingLevel::H2 if in_configuration => h2 = Some(String::new()),
+                    _ => {}
+                }
+            }
+            Event::End(TagEnd::Heading(HeadingLevel::H1)) => {
+                if let Some(name) = pending.take() {
+                    out.push((name, String::new()));
+                }
+                in_configuration = h1.take().is_some_and(|h| h.trim() == "CONFIGURATION");
+            }
+            Event::End(TagEnd::Heading(HeadingLevel::H2)) => {
+                if let Some(h) = h2.take() {
+                    let first = h.split_whitespace().next().unwrap_or("").to_string();
+                    pending = Some(first);
+                }
+            }
+            Event::Start(Tag::Paragraph) if pending.is_some() && para.is_none() => {
+                para = Some(String::new());
+            }
+            Event::End(TagEnd::Paragraph) => {
+                if let (Some(name), Some(p)) = (pending.take(), para.take()) {
+                    out.push((name, p.trim().to_string()));
+                }
+            }
+            Event::Text(t) | Event::Code(t) => {
+                if let Some(h) = h1.as_mut().or(h2.as_mut()) {
+                    h.push_str(&t);
+                } else if let Some(p) = para.as_mut() {
+                    p.push_str(&t);
+                }
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                if let Some(p) = para.as_mut() {
+                    p.push(' ');
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(name) = pending {
+        out.push((name, para.unwrap_or_default()));
+    }
+    out
+}
+
 fn parser(markdown: &str) -> Parser<'_> {
     Parser::new_ext(
         markdown,

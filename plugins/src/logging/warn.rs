@@ -20,7 +20,7 @@
 //!
 //! # CONFIGURATION
 //!
-//! ## *level*
+//! ## LEVEL
 //!
 //! Default: `4` (`LOGWARN`). The least important level written, as a number from 0
 //! (`LOGEMERG`) to 7 (`LOGDEBUG`) or as a name (`LOGINFO`, `info`). Messages less important
@@ -28,9 +28,9 @@
 //!
 //! ## loglevel *N|+N|-N*
 //!
-//! Default: none. An absolute `loglevel N` is another way to give *level*
+//! Default: none. An absolute `loglevel N` is another way to give LEVEL
 //! (`logging/warn loglevel 6` is `logging/warn 6`), as qpsmtpd's other logging plugins
-//! take it; the positional *level* wins when both are given. A relative `+N`/`-N` has no
+//! take it; the positional LEVEL wins when both are given. A relative `+N`/`-N` has no
 //! effect here.
 //!
 //! # SEE ALSO

@@ -201,15 +201,14 @@ impl<'a> Context<'a> {
         self.st.conn.notes.get_int("karma").unwrap_or(0)
     }
 
-    /// The deferred rejection stored with `reject naughty`, if any: the reply text (its
-    /// plugin's name first) and the reject type the plugin asked for.
-    pub fn naughty(&self) -> Option<(String, crate::reject::RejectType)> {
+    /// The deferred rejection stored with `reject naughty`, if any: the reply text (naming
+    /// the plugin that stored it) and the reject type that plugin asked for, if it said.
+    pub fn naughty(&self) -> Option<(String, Option<crate::reject::RejectType>)> {
         let notes = &self.st.conn.notes;
         let text = notes.get_str("naughty")?.to_string();
         let kind = notes
             .get_str("naughty_reject_type")
-            .and_then(crate::reject::RejectType::parse)
-            .unwrap_or(crate::reject::RejectType::Perm);
+            .and_then(crate::reject::RejectType::parse);
         Some((text, kind))
     }
 

@@ -105,7 +105,13 @@ impl Reject {
             RejectMode::Naughty => {
                 cx.log(crate::log::Level::Info, format!("fail, naughty: {log_msg}"));
                 // The first deferred rejection is the one delivered; later ones only log.
-                let text = format!("({}) {smtp_msg}", cx.plugin_name());
+                // The text names the plugin, after the enhanced code if there is one.
+                let text = match smtp_msg.split_once(' ') {
+                    Some((code, rest)) if crate::protocol::Enhanced::parse(code).is_some() => {
+                        format!("{code} ({}) {rest}", cx.plugin_name())
+                    }
+                    _ => format!("({}) {smtp_msg}", cx.plugin_name()),
+                };
                 let notes = &mut cx.connection_mut().notes;
                 if notes.get("naughty").is_none() {
                     notes.set("naughty", text);

@@ -94,6 +94,15 @@ impl<'a> Context<'a> {
     /// A per-recipient setting: the `user_config` hooks are asked first, then the
     /// server-wide control file.
     pub fn user_config(&mut self, rcpt: &Address, name: &str) -> Vec<String> {
+        match self.user_config_own(rcpt, name) {
+            Some(values) => values,
+            None => self.config_lines(name),
+        }
+    }
+
+    /// What the `user_config` hooks say of a recipient's setting; `None` when none of them
+    /// has a value of its own for this recipient (or no such hook is loaded).
+    pub fn user_config_own(&mut self, rcpt: &Address, name: &str) -> Option<Vec<String>> {
         let server = self.server;
         for &i in server.chain.hooked(Hook::UserConfig) {
             let plugin = &server.chain.entry(i).plugin;
@@ -101,10 +110,10 @@ impl<'a> Context<'a> {
             if let Ok(Some(values)) =
                 catch_unwind(AssertUnwindSafe(|| plugin.user_config(&mut cx, rcpt, name)))
             {
-                return values;
+                return Some(values);
             }
         }
-        self.config_lines(name)
+        None
     }
 
     /// Logs a message under the running plugin's name, adjusted by its `loglevel`.

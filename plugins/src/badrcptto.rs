@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(
             naughty(&s),
             Some((
-                "(badrcptto) 5.1.1 mail to x@lists.test.example not accepted here".to_string(),
+                "5.1.1 (badrcptto) mail to x@lists.test.example not accepted here".to_string(),
                 RejectType::Disconnect
             ))
         );

@@ -144,6 +144,11 @@ impl<'a> Context<'a> {
         &self.st.session_id
     }
 
+    /// The current transaction's number within the session (0 before the first MAIL).
+    pub fn transaction_number(&self) -> u32 {
+        self.st.transaction_number
+    }
+
     /// The current transaction's id: `<session id>.<n>`, n counting from 0 before the
     /// first MAIL.
     pub fn transaction_id(&self) -> String {

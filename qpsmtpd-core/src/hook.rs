@@ -82,6 +82,19 @@ impl Hook {
         self as usize
     }
 
+    /// Hooks whose verdicts are ignored: every plugin on them runs (an `Ok` from one must
+    /// not keep the next from cleaning up).
+    pub fn runs_every_plugin(self) -> bool {
+        matches!(
+            self,
+            Hook::DataPostHeaders
+                | Hook::QueuePost
+                | Hook::ResetTransaction
+                | Hook::Disconnect
+                | Hook::PostConnection
+        )
+    }
+
     /// Hooks after which the `deny`/`ok` meta-hooks do not fire (they would recurse or
     /// have no session).
     pub fn is_special(self) -> bool {

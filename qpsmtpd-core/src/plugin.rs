@@ -234,6 +234,24 @@ impl Setup<'_> {
         Pairs::parse(self.args, &self.spec.keys()).map_err(|e| self.error(e))
     }
 
+    /// Arguments of the form `[MAX] [key value ...]`: an optional leading count (at least
+    /// 1, `default` when absent), then the spec's `key value` arguments.
+    pub fn count_then_pairs(&self, default: u32) -> Result<(u32, Pairs), ConfigError> {
+        let (max, rest) = match self.args.first() {
+            Some(first) if first.bytes().all(|b| b.is_ascii_digit()) => {
+                let max = first
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| self.error(format!("MAX must be at least 1, not {first:?}")))?;
+                (max, &self.args[1..])
+            }
+            _ => (default, self.args),
+        };
+        let pairs = Pairs::parse(rest, &self.spec.keys()).map_err(|e| self.error(e))?;
+        Ok((max, pairs))
+    }
+
     /// The `reject` and `reject_type` arguments, with this plugin's defaults.
     pub fn reject(
         &self,

@@ -119,12 +119,10 @@ impl Session {
                 if matches!(
                     header_verdict,
                     Verdict::DenyDisconnect(_) | Verdict::DenySoftDisconnect(_)
-                ) {
-                    if let Response::Reply(reply, then) =
-                        respond::respond(&respond::DATA_HEADERS_END, &header_verdict, &[])
-                    {
-                        return self.conclude_message(reply, then);
-                    }
+                ) && let Response::Reply(reply, then) =
+                    respond::respond(&respond::DATA_HEADERS_END, &header_verdict, &[])
+                {
+                    return self.conclude_message(reply, then);
                 }
             }
             if end.is_some() {

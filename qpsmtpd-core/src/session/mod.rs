@@ -273,7 +273,8 @@ impl Session {
         self.st.transaction_number += 1;
     }
 
-    /// Runs a hook's plugins in order until one returns something other than `Declined`.
+    /// Runs a hook's plugins in order until one returns something other than `Declined`
+    /// (all of them for hooks whose verdict is ignored, see [`Hook::runs_every_plugin`]).
     /// A plugin that panics is logged and stands for its [`Plugin::on_failure`] verdict.
     /// After each plugin the `deny` or `ok` meta-hook runs, as in qpsmtpd.
     pub(crate) fn run_hook(
@@ -300,7 +301,7 @@ impl Session {
             if !hook.is_special() {
                 self.run_meta_hook(&server, &entry.name, &verdict);
             }
-            if verdict != Verdict::Declined {
+            if verdict != Verdict::Declined && !hook.runs_every_plugin() {
                 if server.logs_at(Level::Debug) {
                     self.log(
                         Level::Debug,

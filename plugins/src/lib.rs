@@ -25,6 +25,7 @@ pub mod r#loop;
 pub mod naughty;
 pub mod noop_counter;
 pub mod parse_addr_withhelo;
+mod program;
 pub mod queue;
 pub mod quit_fortune;
 pub mod random_error;

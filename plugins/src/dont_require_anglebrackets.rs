@@ -1,6 +1,6 @@
 //! # NAME
 //!
-//! dont_require_anglebrackets - accept MAIL FROM and RCPT TO addresses without `<>`
+//! dont_require_anglebrackets - accept MAIL FROM and RCPT TO addresses without angle brackets
 //!
 //! # DESCRIPTION
 //!

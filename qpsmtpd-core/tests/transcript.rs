@@ -925,7 +925,7 @@ fn every_log_line_names_the_session_and_transaction() {
         "1 rcpt to <b@example.com>: accepted",
         "1 queued: from <a@example.com> to <b@example.com>: 250 2.0.0 Queued!",
         "3 mail from <c@example.com>",
-        "3 disconnect",
+        "4 disconnect",
     ] {
         assert!(
             events.iter().any(|e| e == want),

@@ -258,12 +258,13 @@ impl Session {
         }
         self.ended = true;
         self.flush();
-        self.log(Level::Info, "disconnect");
         self.st.conn.notes.set("disconnected", true);
         self.run_hook(Hook::Disconnect, |p, cx| p.disconnect(cx));
         self.reset_transaction();
         self.run_hook(Hook::PostConnection, |p, cx| p.post_connection(cx));
         self.flush();
+        // The last line of every session (the log summariser closes its row here).
+        self.log(Level::Info, "disconnect");
     }
 
     /// Replaces the transaction with a new one; the old one's spool file goes with it.

@@ -92,7 +92,9 @@ fn parse_line(line: &str) -> Option<Line<'_>> {
 
 fn is_transaction_id(token: &str) -> bool {
     let parts: Vec<&str> = token.split('.').collect();
+    // The time is 8 hex digits (until 2106), which keeps IPv4 addresses out.
     parts.len() == 4
+        && parts[0].len() >= 8
         && parts[..2]
             .iter()
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_hexdigit()))
@@ -316,7 +318,7 @@ not a log line at all
     #[test]
     fn recognises_ids() {
         assert!(is_transaction_id("6740a1b2.1092.1.0"));
-        for bad in ["6740a1b2.1092.1", "x.1.1.1", "1.2.3.x", "...."] {
+        for bad in ["6740a1b2.1092.1", "x.1.1.1", "1.2.3.x", "....", "127.0.0.1"] {
             assert!(!is_transaction_id(bad), "{bad}");
         }
     }

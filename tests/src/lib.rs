@@ -392,11 +392,11 @@ impl Client {
 
     pub fn connect_to(addr: SocketAddr) -> (Client, String) {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-        Client::on(s)
+        Client::on_stream(s)
     }
 
-    /// A client on a connected stream; reads the banner.
-    fn on(s: TcpStream) -> (Client, String) {
+    /// A client on a connected stream; reads the banner (or whatever comes first).
+    pub fn on_stream(s: TcpStream) -> (Client, String) {
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         let mut c = Client {
@@ -434,10 +434,17 @@ impl Client {
         self.reply()
     }
 
-    /// True once the server has closed the connection (reads EOF).
+    /// True once the server has closed the connection (reads EOF, or a reset).
     pub fn is_closed(&mut self) -> bool {
         let mut buf = [0u8; 1];
-        matches!(self.reader.read(&mut buf), Ok(0))
+        match self.reader.read(&mut buf) {
+            Ok(0) => true,
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ),
+            Ok(_) => false,
+        }
     }
 
     /// Shuts down our sending side.
@@ -494,7 +501,7 @@ impl Client {
             SocketAddr::V6(a) => connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
         }
         .unwrap_or_else(|e| panic!("connect {from} -> {addr}: {e}"));
-        Client::on(TcpStream::from(fd))
+        Client::on_stream(TcpStream::from(fd))
     }
 }
 

@@ -139,6 +139,23 @@ impl Io {
         Ok(())
     }
 
+    /// Reads and drops what the client has already sent (at most `max` bytes, for at most
+    /// `timeout`). Closing a socket with unread input makes the kernel send a reset, which
+    /// can destroy the last reply before the client has read it; after this it sends an
+    /// orderly close.
+    pub(crate) fn drain(&mut self, timeout: Duration, max: usize) {
+        self.start = 0;
+        self.end = 0;
+        let deadline = Instant::now() + timeout;
+        let mut dropped = 0;
+        while dropped < max {
+            match self.transport.read(&mut self.buf, deadline) {
+                Ok(ReadOutcome::Data(n)) if n > 0 => dropped += n,
+                _ => return,
+            }
+        }
+    }
+
     /// True if input is already buffered or arrives within `timeout`.
     pub(crate) fn wait_readable(&mut self, timeout: Duration) -> bool {
         if !self.buffered().is_empty() {

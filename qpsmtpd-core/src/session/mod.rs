@@ -33,6 +33,11 @@ use std::sync::Arc;
 /// The longest command line accepted, CRLF included (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
 
+/// How long, and how much, unread client input is read and dropped before the connection
+/// closes (see `Io::drain`).
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(20);
+const DRAIN_BYTES: usize = 1 << 20;
+
 /// Whether the session goes on after a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -263,6 +268,7 @@ impl Session {
         self.reset_transaction();
         self.run_hook(Hook::PostConnection, |p, cx| p.post_connection(cx));
         self.flush();
+        self.st.io.drain(DRAIN_TIME, DRAIN_BYTES);
         // The last line of every session (the log summariser closes its row here).
         self.log(Level::Info, "disconnect");
     }

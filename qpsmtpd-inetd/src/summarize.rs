@@ -306,12 +306,12 @@ not a log line at all
     fn refused_messages_and_recipients() {
         let mut s = Summarizer::new();
         for l in [
-            "1 a.b.1.1 rcpt to <x@y.example>: refused: 450 4.7.1 No plugin decided",
-            "1 a.b.1.1 not queued: from <s@t.example> to <x@y.example>: 554 5.5.2 Bare CR or LF",
+            "1 6740a1b2.b.1.1 rcpt to <x@y.example>: refused: 450 4.7.1 No plugin decided",
+            "1 6740a1b2.b.1.1 not queued: from <s@t.example> to <x@y.example>: 554 5.5.2 Bare CR or LF",
         ] {
             assert!(s.feed(l).is_none());
         }
-        let c = s.feed("1 a.b.1.2 disconnect").unwrap();
+        let c = s.feed("1 6740a1b2.b.1.2 disconnect").unwrap();
         assert_eq!(c.disposition(), "refused 554 5.5.2");
     }
 

@@ -799,7 +799,7 @@ mod tests {
             let text = read(f);
             assert!(text.contains(" 220 test.example"), "{text}");
             assert!(
-                text.lines().all(|l| l.contains(&format!(" {id}.0 "))),
+                text.lines().all(|l| l.contains(&format!(" {id}."))),
                 "{name}: {text}"
             );
         }

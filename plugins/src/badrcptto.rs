@@ -171,12 +171,7 @@ mod tests {
 
     fn in_transaction(server: &TestServer) -> TestSession {
         let mut s = server.session();
-        assert!(s.connect().starts_with("220 "));
-        assert!(s.command("EHLO client.example").starts_with("250"));
-        assert!(
-            s.command("MAIL FROM:<a@sender.example>")
-                .starts_with("250 ")
-        );
+        s.begin("a@sender.example");
         s
     }
 

@@ -159,22 +159,11 @@ mod tests {
     use qpsmtpd_core::testing::{Harness, LogCapture, TestServer};
 
     fn start(line: &str) -> (TestServer, LogCapture) {
-        let log = LogCapture::default();
-        let server = Harness::new()
-            .catalogue(crate::CATALOGUE)
-            .file("plugins", line)
-            .plugin("capture", log.clone())
-            .build()
-            .unwrap();
-        (server, log)
+        crate::test_support::start(line)
     }
 
-    /// The plugin's log lines at INFO or above.
     fn summary(log: &LogCapture) -> Vec<String> {
-        log.of_plugin("count_unrecognized_commands")
-            .into_iter()
-            .filter(|l| !l.starts_with("DEBUG "))
-            .collect()
+        crate::test_support::summary(log, "count_unrecognized_commands")
     }
 
     const UNRECOGNIZED: &str = "500 5.5.1 Unrecognized command\r\n";

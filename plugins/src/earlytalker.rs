@@ -313,21 +313,11 @@ mod tests {
     use std::time::Duration;
 
     fn start(plugins: &str) -> (TestServer, LogCapture) {
-        let log = LogCapture::default();
-        let server = Harness::new()
-            .catalogue(crate::CATALOGUE)
-            .file("plugins", plugins)
-            .plugin("capture", log.clone())
-            .build()
-            .unwrap();
-        (server, log)
+        crate::test_support::start(plugins)
     }
 
     fn summary(log: &LogCapture) -> Vec<String> {
-        log.of_plugin("earlytalker")
-            .into_iter()
-            .filter(|l| !l.starts_with("DEBUG "))
-            .collect()
+        crate::test_support::summary(log, "earlytalker")
     }
 
     /// A session whose client sends EHLO before the greeting.

@@ -268,21 +268,11 @@ mod tests {
     use qpsmtpd_core::testing::{Harness, LogCapture, TestServer};
 
     fn start(line: &str) -> (TestServer, LogCapture) {
-        let log = LogCapture::default();
-        let server = Harness::new()
-            .catalogue(crate::CATALOGUE)
-            .file("plugins", &format!("{line}\nrcpt_ok"))
-            .plugin("capture", log.clone())
-            .build()
-            .unwrap();
-        (server, log)
+        crate::test_support::start(&format!("{line}\nrcpt_ok"))
     }
 
     fn summary(log: &LogCapture) -> Vec<String> {
-        log.of_plugin("headers")
-            .into_iter()
-            .filter(|l| !l.starts_with("DEBUG "))
-            .collect()
+        crate::test_support::summary(log, "headers")
     }
 
     fn send(server: &TestServer, header: &str) -> String {

@@ -33,6 +33,8 @@ pub mod rcpt_map;
 pub mod rcpt_ok;
 pub mod rcpt_regexp;
 pub mod relay;
+#[cfg(test)]
+mod test_support;
 pub mod user_config;
 pub mod virus;
 pub mod whitelist;

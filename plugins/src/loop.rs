@@ -132,14 +132,7 @@ mod tests {
     use qpsmtpd_core::testing::{Harness, LogCapture, TestServer};
 
     fn start(line: &str) -> (TestServer, LogCapture) {
-        let log = LogCapture::default();
-        let server = Harness::new()
-            .catalogue(crate::CATALOGUE)
-            .file("plugins", &format!("{line}\nrcpt_ok"))
-            .plugin("capture", log.clone())
-            .build()
-            .unwrap();
-        (server, log)
+        crate::test_support::start(&format!("{line}\nrcpt_ok"))
     }
 
     /// A message with `received` Received and `delivered` Delivered-To headers.
@@ -167,10 +160,7 @@ mod tests {
     }
 
     fn summary(log: &LogCapture) -> Vec<String> {
-        log.of_plugin("loop")
-            .into_iter()
-            .filter(|l| !l.starts_with("DEBUG "))
-            .collect()
+        crate::test_support::summary(log, "loop")
     }
 
     /// Not refused by loop: with no queue plugin loaded, the queue stage declines.

@@ -208,21 +208,11 @@ mod tests {
     use qpsmtpd_core::testing::{Harness, LogCapture, TestServer};
 
     fn start(line: &str) -> (TestServer, LogCapture) {
-        let log = LogCapture::default();
-        let server = Harness::new()
-            .catalogue(crate::CATALOGUE)
-            .file("plugins", line)
-            .plugin("capture", log.clone())
-            .build()
-            .unwrap();
-        (server, log)
+        crate::test_support::start(line)
     }
 
     fn summary(log: &LogCapture) -> Vec<String> {
-        log.of_plugin("noop_counter")
-            .into_iter()
-            .filter(|l| !l.starts_with("DEBUG "))
-            .collect()
+        crate::test_support::summary(log, "noop_counter")
     }
 
     const OK: &str = "250 2.0.0 OK\r\n";

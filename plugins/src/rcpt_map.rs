@@ -378,21 +378,12 @@ mod tests {
 
     fn in_transaction(server: &TestServer) -> TestSession {
         let mut s = server.session();
-        assert!(s.connect().starts_with("220 "));
-        assert!(s.command("EHLO client.example").starts_with("250"));
-        assert!(
-            s.command("MAIL FROM:<a@sender.example>")
-                .starts_with("250 ")
-        );
+        s.begin("a@sender.example");
         s
     }
 
     fn replies(server: &TestServer, rcpts: &[&str]) -> Vec<String> {
-        let mut s = in_transaction(server);
-        rcpts
-            .iter()
-            .map(|r| s.command(&format!("RCPT TO:<{r}>")))
-            .collect()
+        in_transaction(server).rcpt_replies(rcpts)
     }
 
     fn ok(rcpt: &str) -> String {

@@ -200,17 +200,10 @@ mod tests {
     }
 
     fn replies(server: &TestServer, rcpts: &[&str]) -> Vec<String> {
-        let mut s = server.session();
-        assert!(s.connect().starts_with("220 "));
-        assert!(s.command("EHLO client.example").starts_with("250"));
-        assert!(
-            s.command("MAIL FROM:<a@sender.example>")
-                .starts_with("250 ")
-        );
-        rcpts
-            .iter()
-            .map(|r| s.command(&format!("RCPT TO:<{r}>")))
-            .collect()
+        server
+            .session()
+            .begin("a@sender.example")
+            .rcpt_replies(rcpts)
     }
 
     fn ok(rcpt: &str) -> String {

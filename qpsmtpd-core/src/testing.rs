@@ -228,6 +228,26 @@ impl TestSession {
         self.data(body)
     }
 
+    /// Greets (`EHLO client.example`) and starts a transaction from `from`; each step must
+    /// be accepted.
+    pub fn begin(&mut self, from: &str) -> &mut TestSession {
+        let banner = self.connect();
+        assert!(banner.starts_with("220 "), "banner: {banner}");
+        let ehlo = self.command("EHLO client.example");
+        assert!(ehlo.starts_with("250"), "EHLO: {ehlo}");
+        let mail = self.command(&format!("MAIL FROM:<{from}>"));
+        assert!(mail.starts_with("250 "), "MAIL: {mail}");
+        self
+    }
+
+    /// The reply to `RCPT TO:<r>` for each recipient, in order.
+    pub fn rcpt_replies(&mut self, rcpts: &[&str]) -> Vec<String> {
+        rcpts
+            .iter()
+            .map(|r| self.command(&format!("RCPT TO:<{r}>")))
+            .collect()
+    }
+
     /// The client hangs up: the session reads EOF (the memory transport has nothing more
     /// to give) and ends.
     pub fn hang_up(&mut self) -> String {

@@ -512,8 +512,10 @@ fn detach_returns_at_once_and_leaves_a_serving_daemon_named_by_the_pid_file() {
     let pid_file = site.path().join("detached.pid");
     let port = free_port();
     let log = std::fs::File::create(site.path().join("detach.log")).expect("log");
+    // Resolved (and built if need be) before the clock starts.
+    let bin = qpsmtpd_bin();
     let started = Instant::now();
-    let mut foreground = Command::new(qpsmtpd_bin())
+    let mut foreground = Command::new(bin)
         .arg("--config-dir")
         .arg(site.config_dir())
         .arg("--listen")

@@ -1,0 +1,24 @@
+//! Helpers shared by the plugins' unit tests.
+
+use qpsmtpd_core::testing::{Harness, LogCapture, TestServer};
+
+/// A server whose `config/plugins` is `plugins` (any plugin of the catalogue), with every
+/// log record captured.
+pub(crate) fn start(plugins: &str) -> (TestServer, LogCapture) {
+    let log = LogCapture::default();
+    let server = Harness::new()
+        .catalogue(crate::CATALOGUE)
+        .file("plugins", plugins)
+        .plugin("capture", log.clone())
+        .build()
+        .unwrap();
+    (server, log)
+}
+
+/// What `plugin` logged at INFO or above (its summary lines), as `LEVEL message`.
+pub(crate) fn summary(log: &LogCapture, plugin: &str) -> Vec<String> {
+    log.of_plugin(plugin)
+        .into_iter()
+        .filter(|l| !l.starts_with("DEBUG "))
+        .collect()
+}

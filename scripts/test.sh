@@ -4,5 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-test-deps.sh
+# The end-to-end tests run the release binary (what is deployed); the tests themselves
+# build quicker in the dev profile.
 cargo build --release --workspace --bins
-cargo test --release --workspace --no-fail-fast "$@"
+cargo test --workspace --no-fail-fast "$@"

@@ -135,7 +135,7 @@ impl Plugin for BogusBounce {
 
 #[cfg(test)]
 mod tests {
-    use qpsmtpd_core::testing::{Harness, LogCapture, TestServer};
+    use qpsmtpd_core::testing::{LogCapture, TestServer};
 
     fn start(line: &str) -> (TestServer, LogCapture) {
         crate::test_support::start(&format!("{line}\nrcpt_ok"))
@@ -230,12 +230,7 @@ mod tests {
             ("bogus_bounce bogus_arg 1", "unknown argument"),
             ("bogus_bounce reject sometimes", "reject must be"),
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(
                 err.contains("plugins:1: bogus_bounce: ") && err.contains(want),
                 "{line}: {err}"

@@ -190,12 +190,7 @@ mod tests {
     #[test]
     fn takes_no_arguments() {
         for line in ["connection_time bogus_arg 1", "connection_time LOGDEBUG"] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(
                 err.contains("plugins:1: connection_time: "),
                 "{line}: {err}"

@@ -498,12 +498,7 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{err}");
         }
-        let err = Harness::new()
-            .catalogue(crate::CATALOGUE)
-            .file("plugins", "content_log bogus_arg 1")
-            .build()
-            .expect_err("bogus_arg")
-            .to_string();
+        let err = crate::test_support::load_error("content_log bogus_arg 1");
         assert!(err.contains("plugins:1: content_log: "), "{err}");
     }
 }

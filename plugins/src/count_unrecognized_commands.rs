@@ -156,7 +156,7 @@ impl Plugin for CountUnrecognized {
 
 #[cfg(test)]
 mod tests {
-    use qpsmtpd_core::testing::{Harness, LogCapture, TestServer};
+    use qpsmtpd_core::testing::{LogCapture, TestServer};
 
     fn start(line: &str) -> (TestServer, LogCapture) {
         crate::test_support::start(line)
@@ -293,12 +293,7 @@ mod tests {
             ),
             ("count_unrecognized_commands reject maybe", "reject must be"),
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(
                 err.contains("plugins:1: count_unrecognized_commands: ") && err.contains(want),
                 "{line}: {err}"

@@ -185,12 +185,7 @@ mod tests {
 
     #[test]
     fn arguments_are_refused() {
-        let err = Harness::new()
-            .catalogue(crate::CATALOGUE)
-            .file("plugins", "dont_require_anglebrackets yes")
-            .build()
-            .expect_err("an argument should be refused")
-            .to_string();
+        let err = crate::test_support::load_error("dont_require_anglebrackets yes");
         assert!(
             err.contains("plugins:1: dont_require_anglebrackets: takes no arguments"),
             "{err}"

@@ -580,12 +580,7 @@ mod tests {
             ("earlytalker wait 1 bogus_arg 1", "unknown argument"),
             ("earlytalker wait", "has no value"),
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(
                 err.contains("plugins:1: earlytalker: ") && err.contains(want),
                 "{line}: {err}"

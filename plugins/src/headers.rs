@@ -481,12 +481,7 @@ mod tests {
             ("headers require From bogus_arg 1", "unknown argument"),
             ("headers reject_type later", "reject_type must be"),
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(
                 err.contains("plugins:1: headers: ") && err.contains(want),
                 "{line}: {err}"

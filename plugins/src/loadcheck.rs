@@ -420,12 +420,7 @@ mod tests {
             "loadcheck uptime",
             "loadcheck reject_type later",
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(err.contains("plugins:1: loadcheck: "), "{line}: {err}");
         }
     }

@@ -129,7 +129,7 @@ impl Plugin for Loop {
 
 #[cfg(test)]
 mod tests {
-    use qpsmtpd_core::testing::{Harness, LogCapture, TestServer};
+    use qpsmtpd_core::testing::{LogCapture, TestServer};
 
     fn start(line: &str) -> (TestServer, LogCapture) {
         crate::test_support::start(&format!("{line}\nrcpt_ok"))
@@ -227,12 +227,7 @@ mod tests {
             ("loop lots", "has no value"),
             ("loop 100 bogus_arg 1", "unknown argument"),
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(
                 err.contains("plugins:1: loop: ") && err.contains(want),
                 "{line}: {err}"

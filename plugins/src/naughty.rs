@@ -649,12 +649,7 @@ mod tests {
             ("naughty reject_type never", "reject_type must be perm"),
             ("naughty bogus_arg 1", "unknown argument"),
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err("should be refused")
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(err.contains("plugins:1: naughty: "), "{err}");
             assert!(err.contains(want), "{err}");
         }

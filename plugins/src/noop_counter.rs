@@ -205,7 +205,7 @@ impl Plugin for NoopCounter {
 
 #[cfg(test)]
 mod tests {
-    use qpsmtpd_core::testing::{Harness, LogCapture, TestServer};
+    use qpsmtpd_core::testing::{LogCapture, TestServer};
 
     fn start(line: &str) -> (TestServer, LogCapture) {
         crate::test_support::start(line)
@@ -323,12 +323,7 @@ mod tests {
             ("noop_counter 3 bogus_arg 1", "unknown argument"),
             ("noop_counter three", "has no value"),
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(
                 err.contains("plugins:1: noop_counter: ") && err.contains(want),
                 "{line}: {err}"

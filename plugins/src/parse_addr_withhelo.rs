@@ -286,12 +286,7 @@ mod tests {
             "parse_addr_withhelo strict 1",
             "parse_addr_withhelo reject sometimes",
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err("should be refused")
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(err.contains("plugins:1: parse_addr_withhelo: "), "{err}");
         }
     }

@@ -322,12 +322,7 @@ pub(crate) mod tests {
             "quit_fortune fortune",
             "quit_fortune /usr/games/fortune",
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(err.contains("plugins:1: quit_fortune: "), "{line}: {err}");
         }
     }

@@ -452,12 +452,7 @@ mod tests {
             "random_error reject",
             "random_error 5 reject_type later",
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(err.contains("plugins:1: random_error: "), "{line}: {err}");
         }
         for line in ["random_error", "random_error 0.5", "random_error reject 0"] {

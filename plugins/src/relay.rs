@@ -458,12 +458,7 @@ pub(crate) mod tests {
             "{err}"
         );
         for line in ["relay only", "relay only maybe", "relay bogus 1"] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err("configuration should be refused")
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(err.contains("plugins:1: relay: "), "{line}: {err}");
         }
     }

@@ -22,3 +22,15 @@ pub(crate) fn summary(log: &LogCapture, plugin: &str) -> Vec<String> {
         .filter(|l| !l.starts_with("DEBUG "))
         .collect()
 }
+
+/// The error that `config/plugins` = `plugins` gives at load time (it must not load).
+pub(crate) fn load_error(plugins: &str) -> String {
+    match Harness::new()
+        .catalogue(crate::CATALOGUE)
+        .file("plugins", plugins)
+        .build()
+    {
+        Ok(_) => panic!("{plugins:?} should not load"),
+        Err(e) => e.to_string(),
+    }
+}

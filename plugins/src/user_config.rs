@@ -585,12 +585,7 @@ mod tests {
             "user_config /home/%u bogus_arg",
             "user_config /home/%q",
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err("should be refused")
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(err.contains("plugins:1: user_config: "), "{line}: {err}");
         }
     }

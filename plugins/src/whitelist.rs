@@ -610,12 +610,7 @@ mod tests {
             ("whitelist merge 0", "merge is not supported"),
             ("whitelist bogus_arg 1", "takes no arguments"),
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err("should be refused")
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(err.contains("plugins:1: whitelist: "), "{err}");
             assert!(err.contains(want), "{err}");
         }

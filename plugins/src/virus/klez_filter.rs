@@ -313,12 +313,7 @@ mod tests {
             "virus/klez_filter reject maybe",
             "virus/klez_filter 1",
         ] {
-            let err = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("plugins", line)
-                .build()
-                .expect_err(line)
-                .to_string();
+            let err = crate::test_support::load_error(line);
             assert!(
                 err.contains("plugins:1: virus/klez_filter: "),
                 "{line}: {err}"

@@ -226,6 +226,113 @@ impl<'a> Context<'a> {
         Some((text, kind))
     }
 
+    /// The DNS service (for mail-auth checks; plain lookups go through [`Context::resolve`]).
+    pub fn dns(&self) -> Result<std::sync::Arc<crate::dns::Dns>, crate::dns::DnsError> {
+        self.server.dns()
+    }
+
+    /// One DNS query, answered from this session's cache when it was asked before; waits
+    /// at most `dns_timeout`.
+    pub fn resolve(&mut self, query: &crate::dns::Query) -> crate::dns::DnsResult {
+        self.resolve_all(std::slice::from_ref(query), None)
+            .remove(0)
+    }
+
+    /// Several DNS queries at once (as long as the slowest, at most `timeout`, default
+    /// `dns_timeout`), answered from the session's cache where possible. Same order.
+    pub fn resolve_all(
+        &mut self,
+        queries: &[crate::dns::Query],
+        timeout: Option<Duration>,
+    ) -> Vec<crate::dns::DnsResult> {
+        let missing: Vec<crate::dns::Query> = queries
+            .iter()
+            .filter(|q| !self.st.dns_cache.contains_key(q))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let pending = self.start_lookups(missing, timeout);
+            self.collect_lookups(pending);
+        }
+        queries
+            .iter()
+            .map(|q| {
+                self.st
+                    .dns_cache
+                    .get(q)
+                    .cloned()
+                    .unwrap_or(Err(crate::dns::DnsError::Failed("no answer".into())))
+            })
+            .collect()
+    }
+
+    /// Starts DNS queries that run while the session goes on; keep the handle (in
+    /// [`Context::state`]) and hand it to [`Context::collect_lookups`] later. Queries
+    /// already answered in this session are not sent again.
+    pub fn start_lookups(
+        &mut self,
+        queries: Vec<crate::dns::Query>,
+        timeout: Option<Duration>,
+    ) -> Lookups {
+        let missing: Vec<crate::dns::Query> = queries
+            .iter()
+            .filter(|q| !self.st.dns_cache.contains_key(q))
+            .cloned()
+            .collect();
+        let pending = match self.dns() {
+            Ok(dns) if !missing.is_empty() => {
+                let timeout = timeout.unwrap_or_else(|| dns.timeout());
+                Some(dns.start(missing, timeout))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                for q in &missing {
+                    self.st.dns_cache.insert(q.clone(), Err(e.clone()));
+                }
+                None
+            }
+        };
+        Lookups { queries, pending }
+    }
+
+    /// Waits for queries started with [`Context::start_lookups`]; the answers in the
+    /// order the queries were given, and in this session's cache from now on.
+    pub fn collect_lookups(&mut self, lookups: Lookups) -> Vec<crate::dns::DnsResult> {
+        if let Some(pending) = lookups.pending {
+            let asked = pending.queries().to_vec();
+            let answers = match self.dns() {
+                Ok(dns) => pending.wait(&dns),
+                Err(e) => vec![Err(e); asked.len()],
+            };
+            for (q, a) in asked.into_iter().zip(answers) {
+                self.st.dns_cache.insert(q, a);
+            }
+        }
+        lookups
+            .queries
+            .iter()
+            .map(|q| {
+                self.st
+                    .dns_cache
+                    .get(q)
+                    .cloned()
+                    .unwrap_or(Err(crate::dns::DnsError::Failed("no answer".into())))
+            })
+            .collect()
+    }
+
+    /// Adds a result to this message's Authentication-Results header (`spf=pass
+    /// smtp.mailfrom=example.com`); it ends with the transaction.
+    pub fn add_auth_result(&mut self, result: &str) {
+        self.st.txn.notes.push(AUTH_RESULTS_NOTE, result);
+    }
+
+    /// Adds a result that holds for every message of the connection (`iprev=pass
+    /// policy.iprev=192.0.2.1`).
+    pub fn add_connection_auth_result(&mut self, result: &str) {
+        self.st.conn.notes.push(AUTH_RESULTS_NOTE, result);
+    }
+
     /// Relay clients, authenticated users and whitelisted hosts or senders are immune to
     /// content rejections.
     pub fn is_immune(&self) -> bool {
@@ -234,6 +341,24 @@ impl<'a> Context<'a> {
             || c.auth.is_some()
             || c.notes.is_true("whitelisthost")
             || self.st.txn.notes.is_true("whitelistsender")
+    }
+}
+
+/// The note, on the connection and on the transaction, that holds results for the
+/// Authentication-Results header.
+pub const AUTH_RESULTS_NOTE: &str = "authentication_results";
+
+/// DNS queries under way (see [`Context::start_lookups`]).
+#[derive(Debug)]
+pub struct Lookups {
+    queries: Vec<crate::dns::Query>,
+    pending: Option<crate::dns::Pending>,
+}
+
+impl Lookups {
+    /// The queries, in the order their answers will come.
+    pub fn queries(&self) -> &[crate::dns::Query] {
+        &self.queries
     }
 }
 

@@ -73,6 +73,16 @@ pub const CORE_FILES: &[CoreFile] = &[
         meaning: "largest header block accepted, in bytes; a larger one gets 552 5.3.4",
     },
     CoreFile {
+        name: "dns_servers",
+        default: "the nameservers of /etc/resolv.conf",
+        meaning: "nameservers for DNS checks, one `ip` or `ip:port` per line ([ip]:port for IPv6)",
+    },
+    CoreFile {
+        name: "dns_timeout",
+        default: "5",
+        meaning: "seconds to wait for a DNS answer, unless a plugin sets its own (decimals allowed)",
+    },
+    CoreFile {
         name: "plugins",
         default: "none",
         meaning: "the plugins to load, one per line, in hook order: `name [args...]`",
@@ -99,6 +109,7 @@ pub struct CoreConfig {
     pub loglevel: Level,
     pub max_recipients: usize,
     pub max_header_size: usize,
+    pub dns: crate::dns::DnsSettings,
 }
 
 impl CoreConfig {
@@ -135,6 +146,7 @@ impl CoreConfig {
             loglevel,
             max_recipients: config.value("max_recipients", 100)?,
             max_header_size: config.value("max_header_size", 102_400)?,
+            dns: dns_settings(config)?,
         })
     }
 
@@ -150,6 +162,29 @@ impl CoreConfig {
             .create(&self.spool_dir)
             .map_err(|e| ConfigError::new(format!("spool_dir {}: {e}", self.spool_dir.display())))
     }
+}
+
+/// `dns_servers` and `dns_timeout`.
+fn dns_settings(config: &Config) -> Result<crate::dns::DnsSettings, ConfigError> {
+    let mut servers = Vec::new();
+    for line in config.lines("dns_servers")? {
+        let addr = crate::dns::parse_server(&line.text)
+            .ok_or_else(|| line.error(format!("{:?} is not an ip or ip:port", line.text)))?;
+        servers.push(addr);
+    }
+    let timeout = match config.first("dns_timeout")? {
+        None => 5.0,
+        Some(l) => l
+            .text
+            .parse::<f64>()
+            .ok()
+            .filter(|t| (0.01..=3600.0).contains(t))
+            .ok_or_else(|| l.error("dns_timeout must be a number of seconds"))?,
+    };
+    Ok(crate::dns::DnsSettings {
+        servers,
+        timeout: Duration::from_secs_f64(timeout),
+    })
 }
 
 #[cfg(test)]

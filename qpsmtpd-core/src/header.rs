@@ -112,9 +112,15 @@ impl Header {
     /// Renames every field called `from` to `to`, keeping its value; renamed fields move
     /// to the end (qpsmtpd does the same with old Authentication-Results).
     pub fn rename(&mut self, from: &str, to: &str) -> usize {
+        self.rename_where(from, to, |_| true)
+    }
+
+    /// Renames the fields called `from` whose value satisfies `which`; renamed fields move
+    /// to the end. Returns how many were renamed.
+    pub fn rename_where(&mut self, from: &str, to: &str, which: impl Fn(&str) -> bool) -> usize {
         let (moved, kept): (Vec<Field>, Vec<Field>) = std::mem::take(&mut self.fields)
             .into_iter()
-            .partition(|f| f.name.eq_ignore_ascii_case(from));
+            .partition(|f| f.name.eq_ignore_ascii_case(from) && which(&unfolded_value(f)));
         self.fields = kept;
         let n = moved.len();
         for f in moved {

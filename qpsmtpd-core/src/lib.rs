@@ -17,6 +17,7 @@ pub mod config;
 pub mod connection;
 pub mod context;
 pub mod core_config;
+pub mod dns;
 pub mod header;
 pub mod hook;
 pub mod log;

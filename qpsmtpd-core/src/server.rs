@@ -4,11 +4,13 @@
 use crate::chain::Chain;
 use crate::config::{Config, ConfigError};
 use crate::core_config::CoreConfig;
+use crate::dns::{Dns, DnsError};
 use crate::hook::{Hook, Verdict};
 use crate::log::{Level, LogRecord, write_stderr_line};
 use crate::plugin::PluginSpec;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The version shown in the banner, the Received header and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -20,6 +22,9 @@ pub struct Server {
     pub chain: Chain,
     /// Sessions started so far (for session ids).
     sessions: AtomicU64,
+    /// The DNS service, made on first use, with the process that made it (a forked child
+    /// must make its own: the runtime's threads stay in the parent).
+    dns: Mutex<Option<(u32, Arc<Dns>)>>,
 }
 
 impl Server {
@@ -44,7 +49,26 @@ impl Server {
             core,
             chain,
             sessions: AtomicU64::new(0),
+            dns: Mutex::new(None),
         }
+    }
+
+    /// The DNS service of this process, started on first use.
+    pub fn dns(&self) -> Result<Arc<Dns>, DnsError> {
+        let pid = std::process::id();
+        let mut slot = self.dns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((owner, dns)) = slot.as_ref()
+            && *owner == pid
+        {
+            return Ok(dns.clone());
+        }
+        let dns = Arc::new(Dns::new(&self.core.dns)?);
+        if let Some((_, inherited)) = slot.replace((pid, dns.clone())) {
+            // A runtime inherited through fork has no threads here; dropping it would
+            // wait for them forever.
+            std::mem::forget(inherited);
+        }
+        Ok(dns)
     }
 
     /// Logs one record: through the logging plugins when any is loaded, else to stderr if

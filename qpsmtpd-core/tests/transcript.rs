@@ -938,3 +938,62 @@ fn every_log_line_names_the_session_and_transaction() {
     let other = logs.records().last().unwrap().session.clone().unwrap();
     assert_ne!(other, session);
 }
+
+/// Adds an SPF result for the message and an iprev result for the connection.
+struct Results;
+impl Plugin for Results {
+    fn hooks(&self) -> Vec<Registration> {
+        vec![Hook::Connect.into(), Hook::DataPostHeaders.into()]
+    }
+    fn connect(&self, cx: &mut Context<'_>) -> Verdict {
+        cx.add_connection_auth_result("iprev=pass policy.iprev=127.0.0.1");
+        Verdict::Declined
+    }
+    fn data_post_headers(&self, cx: &mut Context<'_>) -> Verdict {
+        cx.add_auth_result("spf=pass smtp.mailfrom=example.com");
+        Verdict::Declined
+    }
+}
+
+#[test]
+fn authentication_results_are_ours_alone() {
+    let queue = MemoryQueue::default();
+    let server = Harness::new()
+        .plugin("results", Results)
+        .plugin("queue", queue.clone())
+        .build()
+        .unwrap();
+    let mut s = server.session();
+    s.connect();
+    s.command("EHLO c");
+    let forged = "Authentication-Results: test.example; spf=pass smtp.mailfrom=bank.example\r\n\
+                  Authentication-Results: upstream.example; dkim=pass header.d=example.com\r\n\
+                  Subject: x\r\n\r\nbody";
+    assert_eq!(
+        s.mail("a@example.com", &["b@example.com"], forged),
+        "250 2.0.0 Queued!\r\n"
+    );
+    let m = queue.0.lock().unwrap()[0].clone();
+    assert!(
+        m.starts_with(
+            "Authentication-Results: test.example;\n\tauth=none;\n\tiprev=pass policy.iprev=127.0.0.1;\n\tspf=pass smtp.mailfrom=example.com\nReceived: "
+        ),
+        "{m}"
+    );
+    // The forged verdict under our name is renamed; another server's is kept as it was.
+    assert!(
+        m.contains("\nAuthentication-Results: upstream.example; dkim=pass header.d=example.com\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "\nOriginal-Authentication-Results: test.example; spf=pass smtp.mailfrom=bank.example\n"
+        ),
+        "{m}"
+    );
+    assert_eq!(
+        m.matches("\nAuthentication-Results: test.example").count(),
+        0,
+        "{m}"
+    );
+}

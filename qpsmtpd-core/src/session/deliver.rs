@@ -2,6 +2,7 @@
 //! goes out only when a queue plugin says the message is durably handed over.
 
 use super::{Flow, Session};
+use crate::context::AUTH_RESULTS_NOTE;
 use crate::header::clean_header_text;
 use crate::hook::{Hook, Verdict};
 use crate::log::Level;
@@ -89,15 +90,19 @@ impl Session {
         (sender, rcpts.join(","))
     }
 
-    /// Renames stale Authentication-Results, then prepends Received and our own
-    /// Authentication-Results, so the message reads: A-R, Received, original header.
+    /// Renames Authentication-Results headers that claim our authserv-id (a sender must
+    /// not forge our verdicts), then prepends Received and our own Authentication-Results,
+    /// so the message reads: A-R, Received, original header.
     fn add_trace_headers(&mut self) {
         let auth_id = self.server.core.auth_results_id.clone();
-        if auth_id.is_some() && !dkim_signs_auth_results(&self.st.txn.header) {
-            self.st
-                .txn
-                .header
-                .rename("Authentication-Results", "Original-Authentication-Results");
+        if let Some(id) = &auth_id
+            && !dkim_signs_auth_results(&self.st.txn.header)
+        {
+            self.st.txn.header.rename_where(
+                "Authentication-Results",
+                "Original-Authentication-Results",
+                |value| authserv_id(value).is_some_and(|v| v.eq_ignore_ascii_case(id)),
+            );
         }
         let received = self.received_value();
         self.st.txn.header.prepend("Received", &received);
@@ -158,17 +163,27 @@ impl Session {
             ),
             None => "auth=none".to_string(),
         });
-        if let Some(v) = conn.notes.get("authentication_results") {
-            match v.as_list() {
-                Some(list) => parts.extend(
-                    list.iter()
-                        .filter_map(|v| v.as_str().map(clean_header_text)),
-                ),
-                None => parts.extend(v.as_str().map(clean_header_text)),
+        // Connection-wide results (iprev) first, then this message's (spf, dkim, dmarc).
+        for notes in [&conn.notes, &self.st.txn.notes] {
+            if let Some(v) = notes.get(AUTH_RESULTS_NOTE) {
+                match v.as_list() {
+                    Some(list) => parts.extend(
+                        list.iter()
+                            .filter_map(|v| v.as_str().map(clean_header_text)),
+                    ),
+                    None => parts.extend(v.as_str().map(clean_header_text)),
+                }
             }
         }
         parts.join(";\n\t")
     }
+}
+
+/// The authserv-id of an Authentication-Results value: the token before the first `;`
+/// (RFC 8601 §2.2), without a version number or comment.
+fn authserv_id(value: &str) -> Option<&str> {
+    let id = value.split(';').next()?.split_whitespace().next()?;
+    (!id.is_empty()).then_some(id)
 }
 
 /// True if a DKIM signature covers Authentication-Results (renaming it would break it).

@@ -57,6 +57,8 @@ pub(crate) struct State {
     pub(crate) session_id: String,
     /// Counts transactions: 0 until the first reset, one more at each.
     pub(crate) transaction_number: u32,
+    /// DNS answers of this session.
+    pub(crate) dns_cache: HashMap<crate::dns::Query, crate::dns::DnsResult>,
 }
 
 /// An SMTP session.
@@ -83,6 +85,7 @@ impl Session {
                 capabilities: Vec::new(),
                 session_id,
                 transaction_number: 0,
+                dns_cache: HashMap::new(),
             },
             ended: false,
         }

@@ -91,6 +91,11 @@ impl Harness {
         self
     }
 
+    /// Points `dns_servers` at a test DNS server.
+    pub fn dns(self, server: &DnsServer) -> Harness {
+        self.file("dns_servers", &server.addr().to_string())
+    }
+
     /// A process environment variable as plugins will see it at setup.
     pub fn env(mut self, name: &str, value: &str) -> Harness {
         self.env.insert(name.into(), value.into());
@@ -327,5 +332,134 @@ impl Plugin for LogCapture {
             message: record.message.to_string(),
         });
         Verdict::Declined
+    }
+}
+
+/// An authoritative DNS server (Debian's knot) on a free 127.0.0.1 port, serving every
+/// `NAME.zone` file of a directory as zone NAME: by default the project's fixtures in
+/// `tests/fixtures/dns/zones`. Stopped when dropped. Tests never use the machine's own
+/// resolver: point `dns_servers` at this (`Harness::dns`).
+pub struct DnsServer {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for DnsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DnsServer({})", self.addr)
+    }
+}
+
+impl DnsServer {
+    /// The fixture zones of this repository.
+    pub fn fixture_zones() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/dns/zones")
+    }
+
+    /// Starts knot with the fixture zones; panics with the reason if it cannot.
+    pub fn start() -> DnsServer {
+        DnsServer::start_with(&DnsServer::fixture_zones())
+    }
+
+    /// Starts knot serving the `*.zone` files of `zones`.
+    pub fn start_with(zones: &Path) -> DnsServer {
+        let knotd = ["/usr/sbin/knotd", "/usr/bin/knotd"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .expect("knotd is not installed: run scripts/install-test-deps.sh");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = dir.path().join("zones");
+        std::fs::create_dir_all(storage.join("db")).expect("mkdir");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(zones).expect("zones dir") {
+            let path = entry.expect("entry").path();
+            if let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".zone"))
+            {
+                std::fs::copy(&path, storage.join(format!("{name}.zone"))).expect("copy zone");
+                names.push(name.to_string());
+            }
+        }
+        // The port is taken by binding UDP and TCP at once, so both are free.
+        let port = loop {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let port = udp.local_addr().expect("addr").port();
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break port;
+            }
+        };
+        let mut conf = format!(
+            "server:\n    listen: 127.0.0.1@{port}\n    rundir: {run}\n    pidfile: {run}/knot.pid\n\
+             log:\n  - target: stderr\n    any: warning\n\
+             database:\n    storage: {run}/db\n\
+             template:\n  - id: default\n    storage: {run}\n    file: \"%s.zone\"\n\
+             \x20   zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n\
+             zone:\n",
+            run = storage.display()
+        );
+        for name in &names {
+            conf.push_str(&format!("  - domain: {name}\n"));
+        }
+        let conf_path = dir.path().join("knot.conf");
+        std::fs::write(&conf_path, conf).expect("write knot.conf");
+        let log = std::fs::File::create(dir.path().join("knot.log")).expect("log");
+        let child = std::process::Command::new(knotd)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("start knotd");
+        let server = DnsServer {
+            child,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        use crate::dns::{Dns, DnsSettings, Query};
+        let dns = Dns::new(&DnsSettings {
+            servers: vec![self.addr],
+            timeout: std::time::Duration::from_millis(200),
+        })
+        .expect("resolver");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let q = Query::A("ready.example.test".into());
+            if dns
+                .lookup(&q, std::time::Duration::from_millis(200))
+                .is_ok()
+            {
+                return;
+            }
+            let log =
+                std::fs::read_to_string(self._dir.path().join("knot.log")).unwrap_or_default();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "knot did not answer on {}:\n{log}",
+                self.addr
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Where it listens (UDP and TCP).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

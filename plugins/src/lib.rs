@@ -14,9 +14,16 @@ pub mod bogus_bounce;
 pub mod connection_time;
 pub mod content_log;
 pub mod count_unrecognized_commands;
+pub mod dkim;
+pub mod dmarc;
+pub mod dns_whitelist_soft;
+pub mod dnsbl;
+pub mod domainkeys;
 pub mod dont_require_anglebrackets;
 pub mod earlytalker;
+pub mod fcrdns;
 pub mod headers;
+pub mod helo;
 pub mod help;
 pub mod hosts_allow;
 pub mod loadcheck;
@@ -25,7 +32,6 @@ pub mod r#loop;
 pub mod naughty;
 pub mod noop_counter;
 pub mod parse_addr_withhelo;
-mod program;
 pub mod queue;
 pub mod quit_fortune;
 pub mod random_error;
@@ -33,11 +39,16 @@ pub mod rcpt_map;
 pub mod rcpt_ok;
 pub mod rcpt_regexp;
 pub mod relay;
-#[cfg(test)]
-mod test_support;
+pub mod resolvable_fromhost;
+pub mod rhsbl;
+pub mod sender_permitted_from;
+pub mod uribl;
 pub mod user_config;
 pub mod virus;
 pub mod whitelist;
+mod program;
+#[cfg(test)]
+mod test_support;
 
 /// Every plugin that `config/plugins` (or `config/logging`) can name.
 pub const CATALOGUE: &[PluginSpec] = &[
@@ -48,9 +59,13 @@ pub const CATALOGUE: &[PluginSpec] = &[
     earlytalker::SPEC,
     relay::SPEC,
     whitelist::SPEC,
+    dns_whitelist_soft::SPEC,
+    fcrdns::SPEC,
+    dnsbl::SPEC,
     naughty::SPEC,
     random_error::SPEC,
     // commands
+    helo::SPEC,
     count_unrecognized_commands::SPEC,
     noop_counter::SPEC,
     help::SPEC,
@@ -59,6 +74,9 @@ pub const CATALOGUE: &[PluginSpec] = &[
     dont_require_anglebrackets::SPEC,
     parse_addr_withhelo::SPEC,
     badmailfrom::SPEC,
+    rhsbl::SPEC,
+    resolvable_fromhost::SPEC,
+    sender_permitted_from::SPEC,
     badmailfromto::SPEC,
     badrcptto::SPEC,
     rcpt_map::SPEC,
@@ -67,6 +85,10 @@ pub const CATALOGUE: &[PluginSpec] = &[
     user_config::SPEC,
     // content
     headers::SPEC,
+    uribl::SPEC,
+    dkim::SPEC,
+    domainkeys::SPEC,
+    dmarc::SPEC,
     r#loop::SPEC,
     bogus_bounce::SPEC,
     content_log::SPEC,

@@ -10,6 +10,9 @@ use std::path::Path;
 
 #[derive(Debug, Default)]
 pub struct Transaction {
+    /// Typed values one plugin leaves for another (mail-auth's SPF result for dmarc, say),
+    /// one per type; gone with the transaction. Plain data for everyone goes in `notes`.
+    extensions: Extensions,
     pub sender: Option<Address>,
     pub mail_params: Params,
     pub recipients: Vec<Address>,
@@ -25,7 +28,30 @@ pub struct Transaction {
     pub databytes: Option<u64>,
 }
 
+/// A map from type to one value of that type.
+#[derive(Default)]
+struct Extensions(std::collections::HashMap<std::any::TypeId, Box<dyn std::any::Any + Send>>);
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Extensions({})", self.0.len())
+    }
+}
+
 impl Transaction {
+    /// Leaves a typed value for other plugins (replacing one of the same type).
+    pub fn set_extension<T: Send + 'static>(&mut self, value: T) {
+        self.extensions.0.insert(std::any::TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// A typed value another plugin left, if any.
+    pub fn extension<T: 'static>(&self) -> Option<&T> {
+        self.extensions
+            .0
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref::<T>())
+    }
+
     /// Adds a recipient (plugins that expand aliases use this).
     pub fn add_recipient(&mut self, rcpt: Address) {
         self.recipients.push(rcpt);

@@ -315,6 +315,22 @@ impl Pairs {
         }
     }
 
+    /// A number of seconds (decimals allowed, more than 0, at most an hour), such as a
+    /// plugin's `timeout`; `None` when not given.
+    pub fn seconds(&self, key: &str) -> Result<Option<std::time::Duration>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.01 && *s <= 3600.0)
+                .map(|s| Some(std::time::Duration::from_secs_f64(s)))
+                .ok_or_else(|| {
+                    format!("{key} must be a number of seconds (0.01 to 3600), not {v:?}")
+                }),
+        }
+    }
+
     /// A value parsed with `FromStr`.
     pub fn value<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, String> {
         match self.get(key) {

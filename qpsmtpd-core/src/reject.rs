@@ -47,6 +47,14 @@ impl RejectType {
         }
     }
 
+    /// The temporary form: `perm` → `temp`, `disconnect` → `temp_disconnect`.
+    pub fn temporary(self) -> RejectType {
+        match self {
+            RejectType::Perm | RejectType::Temp => RejectType::Temp,
+            RejectType::Disconnect | RejectType::TempDisconnect => RejectType::TempDisconnect,
+        }
+    }
+
     /// The verdict of this type carrying `msg`.
     pub fn verdict(self, msg: &str) -> Verdict {
         let msg = Some(msg.to_string());
@@ -89,6 +97,15 @@ impl Reject {
             })?,
         };
         Ok(Reject { mode, kind })
+    }
+
+    /// The same policy with the temporary form of its type: what a check that could not
+    /// be made (a DNS timeout) applies, so nobody is refused for good because of it.
+    pub fn temporary(self) -> Reject {
+        Reject {
+            kind: self.kind.temporary(),
+            ..self
+        }
     }
 
     /// Applies the policy to a failed check: logs `fail` (or `fail, tolerated`) with
@@ -159,5 +176,22 @@ mod tests {
             .is_err()
         );
         assert_eq!(RejectType::Temp.verdict("x"), Verdict::deny_soft("x"));
+    }
+
+    #[test]
+    fn temporary_keeps_the_mode_and_softens_the_type() {
+        for (kind, soft) in [
+            (RejectType::Perm, RejectType::Temp),
+            (RejectType::Temp, RejectType::Temp),
+            (RejectType::Disconnect, RejectType::TempDisconnect),
+            (RejectType::TempDisconnect, RejectType::TempDisconnect),
+        ] {
+            let r = Reject {
+                mode: RejectMode::Naughty,
+                kind,
+            }
+            .temporary();
+            assert_eq!((r.mode, r.kind), (RejectMode::Naughty, soft));
+        }
     }
 }

@@ -41,7 +41,9 @@ impl std::fmt::Debug for Extensions {
 impl Transaction {
     /// Leaves a typed value for other plugins (replacing one of the same type).
     pub fn set_extension<T: Send + 'static>(&mut self, value: T) {
-        self.extensions.0.insert(std::any::TypeId::of::<T>(), Box::new(value));
+        self.extensions
+            .0
+            .insert(std::any::TypeId::of::<T>(), Box::new(value));
     }
 
     /// A typed value another plugin left, if any.

@@ -131,6 +131,9 @@ fn every_decision_is_one_summary_line() {
         let logs = LogCapture::default();
         let server = match Harness::new()
             .catalogue(CATALOGUE)
+            // DNS plugins must never reach the machine's resolver: nothing listens here.
+            .file("dns_servers", "127.0.0.1:9")
+            .file("dns_timeout", "0.5")
             .file("rcpthosts", "example.com")
             .file("plugins", &plugins.join("\n"))
             .plugin("logs", logs.clone())

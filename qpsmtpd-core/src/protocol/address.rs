@@ -232,6 +232,24 @@ pub fn is_domain(d: &str) -> bool {
         })
 }
 
+/// The address in a literal: `[192.0.2.1]`, `[IPv6:2001:db8::1]` (RFC 5321 §4.1.3).
+pub fn literal_ip(d: &str) -> Option<std::net::IpAddr> {
+    let inner = d.strip_prefix('[')?.strip_suffix(']')?;
+    match inner
+        .strip_prefix("IPv6:")
+        .or_else(|| inner.strip_prefix("ipv6:"))
+    {
+        Some(v6) => v6
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(std::net::IpAddr::V6),
+        None => inner
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(std::net::IpAddr::V4),
+    }
+}
+
 /// `[192.0.2.1]`, `[IPv6:2001:db8::1]` (RFC 5321 §4.1.3).
 pub fn is_address_literal(d: &str) -> bool {
     let Some(inner) = d.strip_prefix('[').and_then(|d| d.strip_suffix(']')) else {

@@ -133,10 +133,10 @@
 //! RFC 5321 sections 2.3.5, 4.1.1.1 and 4.1.4
 
 use crate::fcrdns::join;
-use qpsmtpd_core::protocol::address::literal_ip;
 use qpsmtpd_core::connection::strip_mapped;
 use qpsmtpd_core::dns::{DnsError, Query};
 use qpsmtpd_core::header::clean_header_text;
+use qpsmtpd_core::protocol::address::literal_ip;
 use qpsmtpd_core::{
     ConfigError, Context, Hook, Level, Plugin, PluginSpec, Registration, Reject, RejectMode,
     RejectType, Setup, Verdict,

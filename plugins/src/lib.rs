@@ -32,6 +32,7 @@ pub mod r#loop;
 pub mod naughty;
 pub mod noop_counter;
 pub mod parse_addr_withhelo;
+mod program;
 pub mod queue;
 pub mod quit_fortune;
 pub mod random_error;
@@ -42,13 +43,12 @@ pub mod relay;
 pub mod resolvable_fromhost;
 pub mod rhsbl;
 pub mod sender_permitted_from;
+#[cfg(test)]
+mod test_support;
 pub mod uribl;
 pub mod user_config;
 pub mod virus;
 pub mod whitelist;
-mod program;
-#[cfg(test)]
-mod test_support;
 
 /// Every plugin that `config/plugins` (or `config/logging`) can name.
 pub const CATALOGUE: &[PluginSpec] = &[

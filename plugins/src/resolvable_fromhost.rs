@@ -96,10 +96,10 @@
 //! qpsmtpd-plugins(7), RFC 7505, RFC 5321 section 5.1
 
 use crate::fcrdns::join;
-use qpsmtpd_core::protocol::address::literal_ip;
 use qpsmtpd_core::connection::strip_mapped;
 use qpsmtpd_core::dns::{DnsError, DnsResult, Query};
 use qpsmtpd_core::net::IpRule;
+use qpsmtpd_core::protocol::address::literal_ip;
 use qpsmtpd_core::{
     Address, ConfigError, Context, Hook, Level, Params, Plugin, PluginSpec, Registration, Reject,
     RejectMode, RejectType, Setup, Verdict,

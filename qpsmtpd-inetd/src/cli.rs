@@ -64,4 +64,46 @@ pub enum Command {
         /// Log files to read (default: standard input).
         files: Vec<PathBuf>,
     },
+    /// Make a DKIM signing key for DOMAIN, for the dkim plugin: writes dkim/DOMAIN/selector,
+    /// dkim/DOMAIN/private (mode 0600) and dkim/DOMAIN/dns under the configuration
+    /// directory, and prints the DNS TXT record to publish.
+    DkimKeygen(DkimKeygen),
+}
+
+/// The arguments of `qpsmtpd dkim-keygen`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DkimKeygen {
+    /// The domain the key signs for (the domain of the From addresses).
+    pub domain: String,
+
+    /// The selector: the key's name in DNS, <selector>._domainkey.<domain> (default: the
+    /// month and year, such as may2024).
+    #[arg(long, value_name = "S")]
+    pub selector: Option<String>,
+
+    /// The kind of key.
+    #[arg(long = "type", value_enum, default_value_t = DkimKeyType::Rsa)]
+    pub key_type: DkimKeyType,
+
+    /// The size of an RSA key in bits, 2048 to 4096 (default 2048).
+    #[arg(long, value_name = "N")]
+    pub bits: Option<usize>,
+
+    /// The configuration directory to write dkim/DOMAIN/ into (default: the first of
+    /// --config-dir, $QPSMTPD_CONFIG and /etc/qpsmtpd).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// Replace an existing key of that domain.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Key types of `dkim-keygen`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimKeyType {
+    /// RSA with SHA-256 (rsa-sha256), understood by every receiver.
+    Rsa,
+    /// Ed25519 (ed25519-sha256, RFC 8463), not checked by every receiver yet.
+    Ed25519,
 }

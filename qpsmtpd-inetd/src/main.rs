@@ -28,6 +28,9 @@ fn main() -> ExitCode {
     if let Some(cli::Command::Summarize { files }) = &args.command {
         return summarize_files(files);
     }
+    if let Some(cli::Command::DkimKeygen(keygen)) = &args.command {
+        return dkim_keygen(&args, keygen);
+    }
     if args.listen.is_empty() {
         inetd::serve(&args)
     } else {
@@ -62,6 +65,42 @@ fn summarize_files(files: &[std::path::PathBuf]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("qpsmtpd summarize: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `qpsmtpd dkim-keygen DOMAIN`: a new key in `<config>/dkim/DOMAIN/`, and its DNS record
+/// on standard output.
+fn dkim_keygen(args: &cli::Args, k: &cli::DkimKeygen) -> ExitCode {
+    use qpsmtpd_plugins::dkim::{KeyType, default_selector, generate_key};
+    let config_dir = match k.config_dir.clone() {
+        Some(dir) => dir,
+        None => {
+            let dirs = qpsmtpd_core::ConfigDirs::standard(args.config_dir.as_deref(), |name| {
+                std::env::var(name).ok()
+            });
+            dirs.dirs()[0].clone()
+        }
+    };
+    let key_type = match k.key_type {
+        cli::DkimKeyType::Rsa => KeyType::Rsa,
+        cli::DkimKeyType::Ed25519 => KeyType::Ed25519,
+    };
+    let selector = k.selector.clone().unwrap_or_else(default_selector);
+    match generate_key(&config_dir, &k.domain, &selector, key_type, k.bits, k.force) {
+        Ok(made) => {
+            eprintln!(
+                "qpsmtpd dkim-keygen: wrote {dir}/selector, {dir}/private and {dir}/dns; \
+                 publish this record in the DNS zone of {domain}:",
+                dir = made.directory.display(),
+                domain = made.domain,
+            );
+            println!("{}", made.record);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("qpsmtpd dkim-keygen: {e}");
             ExitCode::FAILURE
         }
     }

@@ -1325,6 +1325,7 @@ pub(crate) mod codec {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use qpsmtpd_core::testing::SilentDns;
     use qpsmtpd_core::testing::{DnsServer, Harness, LogCapture, TestServer};
     use qpsmtpd_core::{ConnectionInfo, Header};
     use std::sync::{Arc, Mutex};
@@ -1408,13 +1409,6 @@ pub(crate) mod tests {
             log,
             queued,
         }
-    }
-
-    /// A UDP socket on 127.0.0.1 that never answers (and the port it is on).
-    pub(crate) fn silent_dns() -> (std::net::UdpSocket, String) {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        (udp, format!("127.0.0.1:{port}"))
     }
 
     /// A message from `from`, CRLF line ends, without the final CRLF (TestSession::data
@@ -1709,7 +1703,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_dns_server_that_never_answers_gives_a_temporary_error() {
-        let (_socket, addr) = silent_dns();
+        let silent = SilentDns::start();
+        let addr = silent.addr();
         let t = start(&addr, "dkim", &[]);
         let msg = sign_rsa(
             &message("joe@example.test", "Hello.\r\n"),
@@ -1749,7 +1744,8 @@ pub(crate) mod tests {
     #[test]
     fn keys_are_fetched_at_once() {
         // Four signatures whose keys cannot be fetched cost one timeout, not four.
-        let (_socket, addr) = silent_dns();
+        let silent = SilentDns::start();
+        let addr = silent.addr();
         let t = start(&addr, "dkim reject 0", &[("dns_timeout", "1")]);
         let mut msg = message("joe@example.test", "Hello.\r\n");
         for (d, s) in [
@@ -1784,7 +1780,8 @@ pub(crate) mod tests {
 
     #[test]
     fn messages_over_max_size_are_not_verified() {
-        let (_socket, addr) = silent_dns();
+        let silent = SilentDns::start();
+        let addr = silent.addr();
         let t = start(&addr, "dkim max_size 100", &[]);
         let msg = sign_rsa(
             &message("joe@example.test", "Hello.\r\n"),

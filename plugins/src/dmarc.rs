@@ -867,13 +867,8 @@ mod tests {
 
     #[test]
     fn a_dns_server_that_never_answers_defers() {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = sock.local_addr().unwrap().port();
-        let hole = || {
-            Harness::new()
-                .file("dns_servers", &format!("127.0.0.1:{port}"))
-                .file("dns_timeout", "0.3")
-        };
+        let silent = qpsmtpd_core::testing::SilentDns::start();
+        let hole = || Harness::new().silent_dns(&silent, "0.3");
         let env = Env::new(hole(), "dmarc");
         let msg = message("a@reject.dmarc.test");
         assert_eq!(
@@ -902,7 +897,7 @@ mod tests {
             "421 4.4.3 DMARC - temporary DNS error, try again later\r\n"
         );
         assert!(t.is_closed());
-        drop(sock);
+        drop(silent);
     }
 
     #[test]

@@ -180,8 +180,8 @@ impl Plugin for DnsWhitelistSoft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dnsbl::tests::DeadDns;
     use qpsmtpd_core::ConnectionInfo;
+    use qpsmtpd_core::testing::SilentDns;
     use qpsmtpd_core::testing::{DnsServer, Harness, LogCapture, TestServer};
 
     fn start(dns: &DnsServer, plugins: &str, files: &[(&str, &str)]) -> (TestServer, LogCapture) {
@@ -293,10 +293,10 @@ mod tests {
 
     #[test]
     fn a_dead_nameserver_whitelists_nobody() {
-        let dead = DeadDns::start();
+        let dead = SilentDns::start();
         let log = LogCapture::default();
-        let server = dead
-            .harness("0.3")
+        let server = Harness::new()
+            .silent_dns(&dead, "0.3")
             .catalogue(crate::CATALOGUE)
             .file("rcpthosts", "example.com")
             .file("plugins", "dns_whitelist_soft\nrcpt_ok")

@@ -638,6 +638,7 @@ impl Plugin for Dnsbl {
 pub(crate) mod tests {
     use super::*;
     use qpsmtpd_core::ConnectionInfo;
+    use qpsmtpd_core::testing::SilentDns;
     use qpsmtpd_core::testing::{DnsServer, Harness, LogCapture, TestServer};
     use std::time::Instant;
 
@@ -680,34 +681,6 @@ pub(crate) mod tests {
     const OK: &str = "250 2.1.5 <user@example.com>, recipient ok\r\n";
     const BL_192_0_2_2: &str =
         "550 5.7.1 192.0.2.2 is listed in bl.test, see https://bl.test/lookup?ip=192.0.2.2\r\n";
-
-    /// A nameserver that never answers: a UDP socket that reads nothing back and a TCP
-    /// listener that never accepts, on the same loopback port.
-    pub(crate) struct DeadDns {
-        _udp: std::net::UdpSocket,
-        _tcp: Option<std::net::TcpListener>,
-        pub port: u16,
-    }
-
-    impl DeadDns {
-        pub(crate) fn start() -> DeadDns {
-            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            let port = udp.local_addr().unwrap().port();
-            let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).ok();
-            DeadDns {
-                _udp: udp,
-                _tcp: tcp,
-                port,
-            }
-        }
-
-        /// A harness whose resolver asks this server and waits `timeout` seconds.
-        pub(crate) fn harness(&self, timeout: &str) -> Harness {
-            Harness::new()
-                .file("dns_servers", &format!("127.0.0.1:{}", self.port))
-                .file("dns_timeout", timeout)
-        }
-    }
 
     #[test]
     fn listed_clients_are_refused_with_the_txt_reason() {
@@ -918,10 +891,10 @@ pub(crate) mod tests {
     fn rblsmtpd_variable_as_rblsmtpd_reads_it() {
         // No list is asked when RBLSMTPD is set: the nameserver here never answers, and
         // asking it would show as an error in the log.
-        let dead = DeadDns::start();
+        let dead = SilentDns::start();
         let log = LogCapture::default();
-        let server = dead
-            .harness("0.3")
+        let server = Harness::new()
+            .silent_dns(&dead, "0.3")
             .catalogue(crate::CATALOGUE)
             .file("rcpthosts", "example.com")
             .file("plugins", "dnsbl\nrcpt_ok")
@@ -957,8 +930,8 @@ pub(crate) mod tests {
         );
 
         // reject_type decides about the connection, RBLSMTPD about the code.
-        let server = dead
-            .harness("0.3")
+        let server = Harness::new()
+            .silent_dns(&dead, "0.3")
             .catalogue(crate::CATALOGUE)
             .file("rcpthosts", "example.com")
             .file("plugins", "dnsbl reject_type disconnect\nrcpt_ok")
@@ -971,8 +944,8 @@ pub(crate) mod tests {
             "421 4.7.1 busy\r\n"
         );
         assert!(s.is_closed());
-        let server = dead
-            .harness("0.3")
+        let server = Harness::new()
+            .silent_dns(&dead, "0.3")
             .catalogue(crate::CATALOGUE)
             .file("plugins", "dnsbl reject connect")
             .build()
@@ -1053,7 +1026,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_dead_nameserver_fails_open_with_an_error_and_costs_one_timeout() {
-        let dead = DeadDns::start();
+        let dead = SilentDns::start();
         let zones: Vec<String> = (0..10).map(|i| format!("z{i}.bl.test")).collect();
         for plugins in [
             "dnsbl\nrcpt_ok",
@@ -1061,8 +1034,8 @@ pub(crate) mod tests {
             "dnsbl reject naughty\nnaughty\nrcpt_ok",
         ] {
             let log = LogCapture::default();
-            let server = dead
-                .harness("0.3")
+            let server = Harness::new()
+                .silent_dns(&dead, "0.3")
                 .catalogue(crate::CATALOGUE)
                 .file("rcpthosts", "example.com")
                 .file("plugins", plugins)
@@ -1109,10 +1082,10 @@ pub(crate) mod tests {
 
     #[test]
     fn lookups_start_at_connect_and_are_read_at_rcpt() {
-        let dead = DeadDns::start();
+        let dead = SilentDns::start();
         let log = LogCapture::default();
-        let server = dead
-            .harness("1.0")
+        let server = Harness::new()
+            .silent_dns(&dead, "1.0")
             .catalogue(crate::CATALOGUE)
             .file("rcpthosts", "example.com")
             .file("plugins", "dnsbl\nrcpt_ok")

@@ -675,8 +675,9 @@ impl Plugin for DomainKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dkim::tests::{auth_results, silent_dns, start};
+    use crate::dkim::tests::{auth_results, start};
     use qpsmtpd_core::ConnectionInfo;
+    use qpsmtpd_core::testing::SilentDns;
     use qpsmtpd_core::testing::{DnsServer, LogCapture};
 
     // Messages signed with Mail::DKIM 1.20230212 (Debian's libmail-dkim-perl, an
@@ -921,7 +922,8 @@ mod tests {
 
     #[test]
     fn a_dns_server_that_never_answers_gives_a_temporary_error() {
-        let (_socket, addr) = silent_dns();
+        let silent = SilentDns::start();
+        let addr = silent.addr();
         let t = start(&addr, "domainkeys", &[]);
         assert_eq!(
             send(&t, "joe@dkim.test", NOFWS),
@@ -943,7 +945,8 @@ mod tests {
 
     #[test]
     fn unsigned_immune_and_large_messages_are_skipped() {
-        let (_socket, addr) = silent_dns();
+        let silent = SilentDns::start();
+        let addr = silent.addr();
         let t = start(
             &addr,
             "domainkeys max_size 200",

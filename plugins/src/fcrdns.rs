@@ -274,6 +274,7 @@ pub(crate) fn join(addrs: &[IpAddr]) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use qpsmtpd_core::testing::SilentDns;
     use qpsmtpd_core::testing::{DnsServer, Harness, LogCapture, TestServer, TestSession};
     use qpsmtpd_core::{ConnectionInfo, Hook, Registration};
     use std::sync::{Arc, Mutex};
@@ -290,18 +291,6 @@ pub(crate) mod tests {
             let header = cx.transaction().header.clone();
             self.0.lock().unwrap().push(header);
             Verdict::ok_with("Queued")
-        }
-    }
-
-    /// A UDP port on loopback that receives queries and never answers them.
-    pub(crate) struct DeadDns(std::net::UdpSocket);
-
-    impl DeadDns {
-        pub(crate) fn new() -> DeadDns {
-            DeadDns(std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
-        }
-        pub(crate) fn addr(&self) -> String {
-            self.0.local_addr().unwrap().to_string()
         }
     }
 
@@ -477,7 +466,7 @@ pub(crate) mod tests {
     #[test]
     fn loopback_and_immune_clients_need_no_lookup() {
         // No DNS server at all: a lookup would fail.
-        let dead = DeadDns::new();
+        let dead = SilentDns::start();
         let log = LogCapture::default();
         let server = Harness::new()
             .catalogue(crate::CATALOGUE)
@@ -505,7 +494,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_dns_server_that_never_answers_is_no_pass() {
-        let dead = DeadDns::new();
+        let dead = SilentDns::start();
         let build = |plugins: &str| {
             let log = LogCapture::default();
             let server = Harness::new()

@@ -587,7 +587,8 @@ impl Plugin for HeloCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fcrdns::tests::{DeadDns, KeepHeaders, from};
+    use crate::fcrdns::tests::{KeepHeaders, from};
+    use qpsmtpd_core::testing::SilentDns;
     use qpsmtpd_core::testing::{DnsServer, Harness, LogCapture, TestServer};
 
     struct Rig {
@@ -915,7 +916,7 @@ mod tests {
 
     #[test]
     fn a_dns_server_that_never_answers_is_no_pass() {
-        let dead = DeadDns::new();
+        let dead = SilentDns::start();
         let build = |plugins: &str| {
             rig(
                 None,

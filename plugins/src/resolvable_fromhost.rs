@@ -390,7 +390,8 @@ impl Plugin for ResolvableFromhost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fcrdns::tests::{DeadDns, from};
+    use crate::fcrdns::tests::from;
+    use qpsmtpd_core::testing::SilentDns;
     use qpsmtpd_core::testing::{DnsServer, Harness, LogCapture, TestServer, TestSession};
 
     fn start(dns: &DnsServer, plugins: &str, files: &[(&str, &str)]) -> (TestServer, LogCapture) {
@@ -593,7 +594,7 @@ mod tests {
 
     #[test]
     fn null_sender_literals_and_immune_clients_are_skipped() {
-        let dead = DeadDns::new();
+        let dead = SilentDns::start();
         let log = LogCapture::default();
         let server = Harness::new()
             .catalogue(crate::CATALOGUE)
@@ -634,7 +635,7 @@ mod tests {
 
     #[test]
     fn a_dns_server_that_never_answers_defers() {
-        let dead = DeadDns::new();
+        let dead = SilentDns::start();
         let build = |plugins: &str| {
             let log = LogCapture::default();
             let server = Harness::new()

@@ -394,8 +394,8 @@ impl Plugin for Rhsbl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dnsbl::tests::DeadDns;
     use qpsmtpd_core::ConnectionInfo;
+    use qpsmtpd_core::testing::SilentDns;
     use qpsmtpd_core::testing::{DnsServer, Harness, LogCapture, TestServer};
     use std::time::Instant;
 
@@ -587,11 +587,11 @@ mod tests {
 
     #[test]
     fn a_dead_nameserver_fails_open_with_an_error() {
-        let dead = DeadDns::start();
+        let dead = SilentDns::start();
         let log = LogCapture::default();
         let zones: Vec<String> = (0..10).map(|i| format!("z{i}.rhsbl.test")).collect();
-        let server = dead
-            .harness("0.3")
+        let server = Harness::new()
+            .silent_dns(&dead, "0.3")
             .catalogue(crate::CATALOGUE)
             .file("rcpthosts", "example.com")
             .file("plugins", "rhsbl\nrcpt_ok")

@@ -704,6 +704,7 @@ fn received_spf(eval: &Evaluation, me: &str) -> String {
 mod tests {
     use super::*;
     use qpsmtpd_core::ConnectionInfo;
+    use qpsmtpd_core::testing::SilentDns;
     use qpsmtpd_core::testing::{DnsServer, Harness, LogCapture, TestServer, TestSession};
     use std::sync::{Arc, Mutex};
 
@@ -766,13 +767,10 @@ mod tests {
     }
 
     /// A UDP socket that never answers, as `dns_servers` (with a short `dns_timeout`).
-    pub(crate) fn black_hole() -> (std::net::UdpSocket, Harness) {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = sock.local_addr().unwrap().port();
-        let h = Harness::new()
-            .file("dns_servers", &format!("127.0.0.1:{port}"))
-            .file("dns_timeout", "0.3");
-        (sock, h)
+    pub(crate) fn black_hole() -> (SilentDns, Harness) {
+        let silent = SilentDns::start();
+        let h = Harness::new().silent_dns(&silent, "0.3");
+        (silent, h)
     }
 
     fn session(s: &Setup, ip: &str, helo: &str) -> TestSession {

@@ -1662,20 +1662,11 @@ mod tests {
         );
     }
 
-    /// A nameserver that reads queries and never answers: a UDP socket that never replies
-    /// and, on the same port, a TCP listener that never accepts.
-    fn silent_dns() -> (std::net::UdpSocket, Option<std::net::TcpListener>, u16) {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).ok();
-        (udp, tcp, port)
-    }
-
     #[test]
     fn a_dns_timeout_is_an_error_and_never_a_refusal_or_a_pass() {
-        let (_udp, _tcp, port) = silent_dns();
+        let silent = qpsmtpd_core::testing::SilentDns::start();
         let h = Harness::new()
-            .file("dns_servers", &format!("127.0.0.1:{port}"))
+            .file("dns_servers", &silent.addr())
             .file("dns_timeout", "30");
         // The plugin's own timeout wins over dns_timeout.
         let rig = rig_with(h, "action deny timeout 0.3", &[("uribl_zones", ZONES)]);

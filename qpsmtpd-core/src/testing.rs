@@ -91,6 +91,13 @@ impl Harness {
         self
     }
 
+    /// Points `dns_servers` at a nameserver that never answers, with `dns_timeout` seconds
+    /// to wait for it.
+    pub fn silent_dns(self, server: &SilentDns, timeout: &str) -> Harness {
+        self.file("dns_servers", &server.addr())
+            .file("dns_timeout", timeout)
+    }
+
     /// Points `dns_servers` at a test DNS server.
     pub fn dns(self, server: &DnsServer) -> Harness {
         self.file("dns_servers", &server.addr().to_string())
@@ -461,5 +468,32 @@ impl Drop for DnsServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A nameserver that never answers: a UDP socket on 127.0.0.1 that reads nothing and, on
+/// the same port, a TCP listener that never accepts. For testing timeouts.
+#[derive(Debug)]
+pub struct SilentDns {
+    _udp: std::net::UdpSocket,
+    _tcp: Option<std::net::TcpListener>,
+    port: u16,
+}
+
+impl SilentDns {
+    pub fn start() -> SilentDns {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).ok();
+        SilentDns {
+            _udp: udp,
+            _tcp: tcp,
+            port,
+        }
+    }
+
+    /// `127.0.0.1:<port>`, as `dns_servers` takes it.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 }

@@ -19,6 +19,7 @@
 //! its own peak beside the figures.
 
 use nix::sys::resource::{UsageWho, getrusage};
+use qpsmtpd_core::testing::DnsServer;
 use qpsmtpd_tests::{Site, count_entries, forkserver, qpsmtpd_bin, require, tcpserver};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -70,6 +71,10 @@ fn main() {
     // (b) smtp-source: messages/s into the maildir.
     eprintln!("[bench] smtp-source messages/s ...");
     rows.extend(smtp_source_rows());
+
+    // (d) the DNS and authentication chain against a real DNS server.
+    eprintln!("[bench] DNS chain messages/s ...");
+    rows.extend(dns_chain_rows());
 
     println!("| measurement | figure | target | how it was measured |");
     println!("|---|---|---|---|");
@@ -613,6 +618,29 @@ enum Server {
     Forkserver(&'static str),
 }
 
+/// The envelope and greeting smtp-source uses.
+struct Envelope {
+    from: &'static str,
+    to: &'static str,
+    /// `-M`: the HELO name (smtp-source's default is the machine's hostname).
+    helo: Option<&'static str>,
+}
+
+/// The plain runs: nothing resolves `example.com`, and no plugin asks.
+const PLAIN: Envelope = Envelope {
+    from: "a@example.com",
+    to: "b@example.com",
+    helo: None,
+};
+
+/// The DNS runs: a sender, HELO name and From: header that the fixture zones know
+/// (`example.test` publishes SPF for 127.0.0.0/8 and DMARC `p=reject`).
+const FIXTURE: Envelope = Envelope {
+    from: "a@example.test",
+    to: "b@example.com",
+    helo: Some("mx.example.test"),
+};
+
 fn smtp_source_rows() -> Vec<Row> {
     let mut rows = Vec::new();
     for (what, server, per_connection) in [
@@ -637,66 +665,155 @@ fn smtp_source_rows() -> Vec<Row> {
             true,
         ),
     ] {
-        let site = bench_site();
-        let (daemon, port, how) = match server {
-            Server::Tcpserver => {
-                let (d, p) = tcpserver(&site, None, &["-c", "40"]);
-                (
-                    d,
-                    p,
-                    "`tcpserver -R -H -c 40` exec'ing `qpsmtpd` per connection".to_string(),
-                )
-            }
-            Server::Forkserver(max) => {
-                let (d, p) = forkserver(&site, &["--max-connections", max]);
-                (
-                    d,
-                    p,
-                    format!("`qpsmtpd --listen 127.0.0.1:PORT --max-connections {max}`"),
-                )
-            }
-        };
-        let run = smtp_source(port, per_connection);
-        // Every session has ended once smtp-source exits, but give stragglers a moment.
-        std::thread::sleep(Duration::from_millis(200));
-        let delivered = count_entries(&site.maildir().join("new"));
-        let spool_left = site.spool_files().len();
-        let refusals = daemon.log_text().matches("too many connections").count();
-        drop(daemon);
-        let honest = delivered == SOURCE_MESSAGES && run.ok;
-        let figure = if honest {
-            format!("{:.0} msg/s", SOURCE_MESSAGES as f64 / run.secs)
-        } else {
-            format!("**failed** after {delivered} messages")
-        };
-        let problem = if honest {
-            String::new()
-        } else {
-            format!(
-                "; smtp-source said: {}",
-                run.stderr.replace('|', "/").replace('\n', " / ")
-            )
-        };
-        let refused = if refusals > 0 {
-            format!("; the server logged {refusals} \"too many connections\"")
-        } else {
-            String::new()
-        };
-        let d = if per_connection { " -d" } else { "" };
-        rows.push(row(
-            what,
-            figure,
+        let (row, _) = source_row(what, bench_site(), server, per_connection, &PLAIN, "");
+        rows.push(row);
+    }
+    rows
+}
+
+/// The DNS plugins of the whole chain, in the order `config.sample/plugins` lists them.
+/// `helo` only scores (the fixture has no entry for every check it makes).
+const DNS_CHAIN: &str = "fcrdns\ndnsbl\nhelo reject 0\nrhsbl\nsender_permitted_from reject 3\n\
+                         dkim reject 0\ndmarc";
+
+/// Messages/s with the DNS and authentication plugins against a real DNS server (knot
+/// with the fixture zones), beside the same run without them.
+fn dns_chain_rows() -> Vec<Row> {
+    let dns = DnsServer::start();
+    let mut rows = Vec::new();
+    let mut rates = Vec::new();
+    for (what, per_connection) in [
+        ("new connection per message", false),
+        ("`-d` (many per connection)", true),
+    ] {
+        let plain = bench_site();
+        let maildir = plain.maildir().display().to_string();
+        let plain = plain.file("plugins", &format!("rcpt_ok\nqueue/maildir {maildir}"));
+        let (row, without) = source_row(
+            &format!("2 KB messages, tcpserver, {what}, no DNS plugins (baseline)"),
+            plain,
+            Server::Tcpserver,
+            per_connection,
+            &FIXTURE,
             "",
-            format!(
-                "{how}; `smtp-source{d} -s {SOURCE_SESSIONS} -m {SOURCE_MESSAGES} -l \
-                 {SOURCE_LENGTH} -f a@example.com -t b@example.com 127.0.0.1:PORT` took \
-                 {:.2} s; maildir/new then held {delivered} of {SOURCE_MESSAGES} messages \
-                 (each fsynced), spool files left: {spool_left}{refused}{problem}",
-                run.secs
+        );
+        rows.push(row);
+
+        let chain = bench_site();
+        let maildir = chain.maildir().display().to_string();
+        let chain = chain
+            .file("dns_servers", &dns.addr().to_string())
+            .file("dns_timeout", "2")
+            .file("dnsbl_zones", "bl.test\nbl2.test\nbl3.test")
+            .file("rhsbl_zones", "rhsbl.test")
+            .file(
+                "plugins",
+                &format!("{DNS_CHAIN}\nrcpt_ok\nqueue/maildir {maildir}"),
+            );
+        let (row, with) = source_row(
+            &format!("2 KB messages, tcpserver, {what}, DNS chain"),
+            chain,
+            Server::Tcpserver,
+            per_connection,
+            &FIXTURE,
+            &format!(
+                "; plugins `{}` before `rcpt_ok`, three DNSBL zones, one RHSBL zone, \
+                 resolving against knot on 127.0.0.1 (fixture zones); the messages carry no \
+                 DKIM signature, so dkim looks nothing up",
+                DNS_CHAIN.replace('\n', ", ")
             ),
+        );
+        rows.push(row);
+        rates.push((what, without, with));
+    }
+    for (what, without, with) in rates {
+        let figure = match (without, with) {
+            (Some(a), Some(b)) => format!("{:.0} %", 100.0 * b / a),
+            _ => "**failed**".to_string(),
+        };
+        rows.push(row(
+            &format!("DNS chain throughput vs. baseline, {what}"),
+            figure,
+            "≥ 50 %",
+            "the DNS chain row's msg/s over its baseline row's".to_string(),
         ));
     }
     rows
+}
+
+/// One smtp-source run against `site` behind `server`; the row, and the rate if every
+/// message landed in the maildir.
+fn source_row(
+    what: &str,
+    site: Site,
+    server: Server,
+    per_connection: bool,
+    envelope: &Envelope,
+    note: &str,
+) -> (Row, Option<f64>) {
+    let (daemon, port, how) = match server {
+        Server::Tcpserver => {
+            let (d, p) = tcpserver(&site, None, &["-c", "40"]);
+            (
+                d,
+                p,
+                "`tcpserver -R -H -c 40` exec'ing `qpsmtpd` per connection".to_string(),
+            )
+        }
+        Server::Forkserver(max) => {
+            let (d, p) = forkserver(&site, &["--max-connections", max]);
+            (
+                d,
+                p,
+                format!("`qpsmtpd --listen 127.0.0.1:PORT --max-connections {max}`"),
+            )
+        }
+    };
+    let run = smtp_source(port, per_connection, envelope);
+    // Every session has ended once smtp-source exits, but give stragglers a moment.
+    std::thread::sleep(Duration::from_millis(200));
+    let delivered = count_entries(&site.maildir().join("new"));
+    let spool_left = site.spool_files().len();
+    let refusals = daemon.log_text().matches("too many connections").count();
+    drop(daemon);
+    let honest = delivered == SOURCE_MESSAGES && run.ok;
+    let rate = SOURCE_MESSAGES as f64 / run.secs;
+    let figure = if honest {
+        format!("{rate:.0} msg/s")
+    } else {
+        format!("**failed** after {delivered} messages")
+    };
+    let problem = if honest {
+        String::new()
+    } else {
+        format!(
+            "; smtp-source said: {}",
+            run.stderr.replace('|', "/").replace('\n', " / ")
+        )
+    };
+    let refused = if refusals > 0 {
+        format!("; the server logged {refusals} \"too many connections\"")
+    } else {
+        String::new()
+    };
+    let d = if per_connection { " -d" } else { "" };
+    let m = envelope
+        .helo
+        .map(|h| format!(" -M {h}"))
+        .unwrap_or_default();
+    let row = row(
+        what,
+        figure,
+        "",
+        format!(
+            "{how}; `smtp-source{d}{m} -s {SOURCE_SESSIONS} -m {SOURCE_MESSAGES} -l \
+             {SOURCE_LENGTH} -f {} -t {} 127.0.0.1:PORT` took {:.2} s; maildir/new then \
+             held {delivered} of {SOURCE_MESSAGES} messages (each fsynced), spool files \
+             left: {spool_left}{refused}{problem}{note}",
+            envelope.from, envelope.to, run.secs
+        ),
+    );
+    (row, honest.then_some(rate))
 }
 
 struct SourceRun {
@@ -706,11 +823,14 @@ struct SourceRun {
 }
 
 /// Runs smtp-source against 127.0.0.1:`port`, killing it after two minutes.
-fn smtp_source(port: u16, per_connection: bool) -> SourceRun {
+fn smtp_source(port: u16, per_connection: bool, envelope: &Envelope) -> SourceRun {
     let bin: PathBuf = require("smtp-source");
     let mut cmd = Command::new(bin);
     if per_connection {
         cmd.arg("-d");
+    }
+    if let Some(helo) = envelope.helo {
+        cmd.args(["-M", helo]);
     }
     cmd.args([
         "-s",
@@ -720,9 +840,9 @@ fn smtp_source(port: u16, per_connection: bool) -> SourceRun {
         "-l",
         &SOURCE_LENGTH.to_string(),
         "-f",
-        "a@example.com",
+        envelope.from,
         "-t",
-        "b@example.com",
+        envelope.to,
         &format!("127.0.0.1:{port}"),
     ])
     .stdin(Stdio::null())

@@ -6,7 +6,9 @@
 //! Run with `cargo bench -p qpsmtpd-tests`. Everything listens on 127.0.0.1 only, every
 //! daemon is a [`qpsmtpd_tests::Daemon`] guard (killed with its process group on drop),
 //! and the whole run takes well under three minutes on the 2-core machine. The sites
-//! (config, spool, maildir) live under `/var/tmp`, on a real disk.
+//! (config, spool, maildir) live under `/var/tmp`, on a real disk. The DNS rows resolve
+//! against knot with the fixture zones ([`DnsServer`]), never the machine's resolver;
+//! `QPSMTPD_BENCH_ONLY=dns` runs only those.
 //!
 //! Peak RSS comes from `getrusage(RUSAGE_CHILDREN)`, which is the largest RSS of any
 //! child waited for so far. The bench process itself has already waited for `cargo

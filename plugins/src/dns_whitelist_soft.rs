@@ -184,21 +184,7 @@ mod tests {
     use qpsmtpd_core::testing::SilentDns;
     use qpsmtpd_core::testing::{DnsServer, Harness, LogCapture, TestServer};
 
-    fn start(dns: &DnsServer, plugins: &str, files: &[(&str, &str)]) -> (TestServer, LogCapture) {
-        let log = LogCapture::default();
-        let server = files
-            .iter()
-            .fold(Harness::new().dns(dns), |h, (name, text)| {
-                h.file(name, text)
-            })
-            .catalogue(crate::CATALOGUE)
-            .file("rcpthosts", "example.com")
-            .file("plugins", plugins)
-            .plugin("capture", log.clone())
-            .build()
-            .unwrap();
-        (server, log)
-    }
+    use crate::test_support::start_with_dns as start;
 
     /// The `whitelisthost` note after connecting from `ip`, and the reply to a recipient.
     fn visit(server: &TestServer, ip: &str) -> (Option<String>, String) {

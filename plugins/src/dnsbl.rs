@@ -642,22 +642,7 @@ pub(crate) mod tests {
     use qpsmtpd_core::testing::{DnsServer, Harness, LogCapture, TestServer};
     use std::time::Instant;
 
-    /// A server with `plugins` and `files`, its DNS pointed at `dns`, every log captured.
-    fn start(dns: &DnsServer, plugins: &str, files: &[(&str, &str)]) -> (TestServer, LogCapture) {
-        let log = LogCapture::default();
-        let server = files
-            .iter()
-            .fold(Harness::new().dns(dns), |h, (name, text)| {
-                h.file(name, text)
-            })
-            .catalogue(crate::CATALOGUE)
-            .file("rcpthosts", "example.com")
-            .file("plugins", plugins)
-            .plugin("capture", log.clone())
-            .build()
-            .unwrap();
-        (server, log)
-    }
+    use crate::test_support::start_with_dns as start;
 
     fn from(ip: &str, env: &[(&str, &str)]) -> ConnectionInfo {
         let mut info = ConnectionInfo::from_ip(ip.parse().unwrap());

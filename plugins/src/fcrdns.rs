@@ -469,9 +469,8 @@ pub(crate) mod tests {
         let dead = SilentDns::start();
         let log = LogCapture::default();
         let server = Harness::new()
+            .silent_dns(&dead, "0.2")
             .catalogue(crate::CATALOGUE)
-            .file("dns_servers", &dead.addr())
-            .file("dns_timeout", "0.2")
             .file("relayclients", "192.0.2.0/24")
             .file("plugins", "relay\nfcrdns reject 1")
             .plugin("capture", log.clone())
@@ -495,18 +494,7 @@ pub(crate) mod tests {
     #[test]
     fn a_dns_server_that_never_answers_is_no_pass() {
         let dead = SilentDns::start();
-        let build = |plugins: &str| {
-            let log = LogCapture::default();
-            let server = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("dns_servers", &dead.addr())
-                .file("dns_timeout", "5")
-                .file("plugins", plugins)
-                .plugin("capture", log.clone())
-                .build()
-                .unwrap();
-            (server, log)
-        };
+        let build = |plugins: &str| crate::test_support::start_silent(&dead, "5", plugins);
         // The plugin's own timeout wins over dns_timeout.
         let (server, log) = build("fcrdns reject 1 reject_type perm timeout 0.3");
         let started = std::time::Instant::now();

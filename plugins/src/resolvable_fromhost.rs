@@ -597,9 +597,8 @@ mod tests {
         let dead = SilentDns::start();
         let log = LogCapture::default();
         let server = Harness::new()
+            .silent_dns(&dead, "0.2")
             .catalogue(crate::CATALOGUE)
-            .file("dns_servers", &dead.addr())
-            .file("dns_timeout", "0.2")
             .file("relayclients", "192.0.2.1")
             .file("plugins", "relay\nresolvable_fromhost reject_type perm")
             .plugin("capture", log.clone())
@@ -636,18 +635,7 @@ mod tests {
     #[test]
     fn a_dns_server_that_never_answers_defers() {
         let dead = SilentDns::start();
-        let build = |plugins: &str| {
-            let log = LogCapture::default();
-            let server = Harness::new()
-                .catalogue(crate::CATALOGUE)
-                .file("dns_servers", &dead.addr())
-                .file("dns_timeout", "0.3")
-                .file("plugins", plugins)
-                .plugin("capture", log.clone())
-                .build()
-                .unwrap();
-            (server, log)
-        };
+        let build = |plugins: &str| crate::test_support::start_silent(&dead, "0.3", plugins);
         // Even with reject_type perm, a DNS failure is only ever a temporary refusal.
         let (server, log) = build("resolvable_fromhost reject_type perm");
         let (reply, s) = mail_from(&server, "a@withmx.hosts.test");

@@ -400,17 +400,7 @@ mod tests {
     use std::time::Instant;
 
     fn start(dns: &DnsServer, plugins: &str, zones: &str) -> (TestServer, LogCapture) {
-        let log = LogCapture::default();
-        let server = Harness::new()
-            .dns(dns)
-            .catalogue(crate::CATALOGUE)
-            .file("rcpthosts", "example.com")
-            .file("plugins", plugins)
-            .file("rhsbl_zones", zones)
-            .plugin("capture", log.clone())
-            .build()
-            .unwrap();
-        (server, log)
+        crate::test_support::start_with_dns(dns, plugins, &[("rhsbl_zones", zones)])
     }
 
     /// Greets with `helo`, sends MAIL from `sender`, and returns the replies to `to`.
